@@ -1,0 +1,333 @@
+"""Configuration: frozen dataclasses per stage, loaded from YAML with dotted overrides.
+
+    cfg = load_config("configs/tiny.yaml", ["student.ei.k=16", "training.student.lr_max=1e-3"])
+
+Every field says what it is. Unknown keys, wrong types and bad values raise ``ConfigError``
+naming the key and the file (or ``<override>``) it came from. Sections are grouped by stage and,
+inside a stage, by Ray role (``rollout``: generator actors; ``training``: Ray Train workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from glore_ray.tasks.tiny_world import TinyWorldConfig
+
+
+class ConfigError(ValueError):
+    """A config problem, with the key and the source that caused it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run_dir: str = "runs/tiny"  # every stage writes under <run_dir>/<stage>/
+    seed: int = 0  # root seed; rollout seeds derive from (question id, prefix, sample, round)
+    ray_address: str | None = None  # None: connect to RAY_ADDRESS if set, else start local Ray
+    num_cpus: int | None = None  # for a local Ray instance; None lets Ray count
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    task: str = "tiny"  # tiny | gsm8k | svamp
+    source: str | None = None  # local jsonl/json/parquet path or HF dataset id; None: the default
+    n_train: int | None = None  # cap on train questions (None: all); the tiny world generates this many
+    n_test: int | None = None  # cap on test questions
+    tiny_world: TinyWorldConfig = field(default_factory=TinyWorldConfig)
+
+    def __post_init__(self):
+        if self.task not in ("tiny", "gsm8k", "svamp"):
+            raise ValueError(f"task must be tiny, gsm8k or svamp, got {self.task!r}")
+        for name in ("n_train", "n_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the base model comes from: a HF checkpoint path/id, or "tiny" (built from scratch)."""
+
+    base: str = "tiny"
+    vocab_from_text: bool = True  # tiny: train the tokenizer on the task's text
+    n_layer: int = 4  # tiny model shape (Llama-style)
+    d_model: int = 128
+    n_head: int = 4
+    d_ff: int = 384
+    max_len: int = 256  # context length of the tiny model
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (bf16 on GPUs at real scale)
+
+    def __post_init__(self):
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The generator actor pool (Ray role: rollout actors)."""
+
+    backend: str = "hf"  # hf (transformers, any device) | vllm (GPU extra)
+    num_actors: int = 1  # actor pool size
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0  # 1 per vLLM actor (x tensor_parallel) at real scale
+    tensor_parallel: int = 1  # vLLM tensor parallel size
+    batch_size: int = 64  # prompts per actor call
+    shard_rows: int = 256  # rows per output Parquet shard (the unit of resume)
+    max_new_tokens: int = 96
+    temperature: float = 1.0
+    top_p: float = 1.0
+    gpu_memory_utilization: float = 0.85  # vLLM
+
+    def __post_init__(self):
+        if self.backend not in ("hf", "vllm"):
+            raise ValueError(f"backend must be hf or vllm, got {self.backend!r}")
+        if self.num_actors < 1 or self.batch_size < 1 or self.shard_rows < 1:
+            raise ValueError("num_actors, batch_size and shard_rows must be >= 1")
+        if not 0 < self.top_p <= 1 or self.temperature < 0:
+            raise ValueError("need 0 < top_p <= 1 and temperature >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fine-tune (Ray role: Ray Train workers). Real-scale defaults: paper Table 4."""
+
+    epochs: float = 1.0
+    lr_max: float = 2e-5
+    lr_min: float = 2e-7
+    warmup_frac: float = 0.03
+    batch_size: int = 128  # global batch (sequences per optimizer step)
+    micro_batch: int = 8  # per worker per forward pass; accumulation fills the global batch
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    zero_stage: int = 0  # DeepSpeed ZeRO stage 0-3
+    num_workers: int = 1  # Ray Train workers
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    max_len: int = 512  # longer sequences are truncated (counted and reported)
+    checkpoint_every: int = 0  # optimizer steps; 0: only at the end
+    packing: bool = True  # length-bucketed batches to cut padding
+
+    def __post_init__(self):
+        if not 0 <= self.zero_stage <= 3:
+            raise ValueError(f"zero_stage must be 0..3, got {self.zero_stage}")
+        if self.lr_min > self.lr_max:
+            raise ValueError(f"lr_min ({self.lr_min}) must be <= lr_max ({self.lr_max})")
+        if self.batch_size < 1 or self.micro_batch < 1 or self.num_workers < 1:
+            raise ValueError("batch_size, micro_batch and num_workers must be >= 1")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+
+
+def _ei_train() -> TrainConfig:
+    return TrainConfig(epochs=4, lr_max=2e-5, lr_min=2e-7, batch_size=128)
+
+
+def _rm_train() -> TrainConfig:
+    return TrainConfig(epochs=1, lr_max=2e-6, lr_min=2e-7, batch_size=256)
+
+
+def _refiner_train() -> TrainConfig:
+    return TrainConfig(epochs=1, lr_max=2e-5, lr_min=2e-7, batch_size=128)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    student: TrainConfig = field(default_factory=_ei_train)
+    rm: TrainConfig = field(default_factory=_rm_train)
+    refiner: TrainConfig = field(default_factory=_refiner_train)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """SFT then Expert Iteration (paper 3.1 step 1, App. B)."""
+
+    k: int = 96  # samples per train question per EI round
+    max_rounds: int = 5
+    tolerance: float = 0.01  # stop when maj@1 improves by less than this
+    eval_k: int = 96  # samples per test question for maj@K / pass@K
+    max_new_tokens: int = 256
+
+    def __post_init__(self):
+        if self.k < 1 or self.eval_k < 1 or self.max_rounds < 0:
+            raise ValueError("k and eval_k must be >= 1, max_rounds >= 0")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """ORM data and SORM labels (paper 3.1 step 2)."""
+
+    orm_k: int = 96  # student samples per train question for ORM data
+    sorm_k: int = 8  # verification rollouts per step prefix
+    sorm_max_new_tokens: int = 300
+    consistency: bool = True  # post-processing (2): R_i must appear in the rollout's suffix
+    strict_consistency: bool = False  # also every earlier unused result
+    propagate_positive: bool = True  # post-processing (1)
+    balance: bool = True  # post-processing (3), training set only
+    scheduler: str = "efficient"  # efficient | naive (the baseline)
+    self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
+
+    def __post_init__(self):
+        if self.scheduler not in ("efficient", "naive"):
+            raise ValueError(f"scheduler must be efficient or naive, got {self.scheduler!r}")
+        if self.orm_k < 1 or self.sorm_k < 1:
+            raise ValueError("orm_k and sorm_k must be >= 1")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Refinement data and the when/where/how policy (paper 3.1 step 3, 3.2)."""
+
+    max_pairs_per_question: int = 4  # global pairs cap per question
+    max_triples_per_question: int = 4  # local triples cap per question
+    when_threshold: float = 0.5  # ORM score above which a draft is returned unrefined
+    where_threshold: float = 0.5  # first step whose (S)ORM score is <= this is [BAD]
+    max_new_tokens: int = 256
+
+    def __post_init__(self):
+        for name in ("when_threshold", "where_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_question_chars: int = 2000
+    max_draft_chars: int = 8000
+    replicas: int = 1
+    batch_max_size: int = 16
+    batch_wait_timeout_s: float = 0.01
+    request_timeout_s: float = 60.0
+    cpus_per_replica: float = 0.5
+    gpus_per_replica: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none): the stage manifests record it so a
+        changed config is never mistaken for a finished stage."""
+        data = self.to_dict()
+        picked = {s: data[s] for s in sections} if sections else data
+        return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build a :class:`Config` from a YAML file (or the defaults) plus ``key.sub=value`` overrides."""
+    data, source = {}, "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read config file: {err.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    sources = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"<override> {item!r}: expected key.sub=value")
+        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+        sources[key.strip()] = "<override>"
+    return _build(Config, data, "", source, sources)
+
+
+def _set_dotted(data: dict, key: str, value) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"<override> {key}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def _build(cls, data, prefix: str, source: str, sources: dict):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        where = sources.get(prefix + key, source)
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {prefix + key!r}; known keys here: {sorted(fields)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.", source, sources)
+        else:
+            kwargs[key] = _coerce(value, hint, prefix + key, where)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        where = next((sources[k] for k in sources if k.startswith(prefix)), source)
+        raise ConfigError(f"{where}: bad value in {prefix.rstrip('.') or 'config'}: {err}") from None
+
+
+def _coerce(value, hint, key: str, where: str):
+    """Check ``value`` against a simple type hint (int, float, bool, str, Optional, tuple)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: {key} = {value!r} is not a {hint}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {key} = {value!r} must be a list")
+        args = typing.get_args(hint)
+        item = args[0]
+        return tuple(_coerce(v, item, f"{key}[{i}]", where) for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-5 (no dot) as a string
+        except ValueError:
+            pass
+    if hint in (int, float, str, bool) and (type(value) is not hint):
+        raise ConfigError(f"{where}: {key} = {value!r} must be {hint.__name__}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,1 @@
+"""Tokenizers, tiny causal LMs and reward models (HF format on disk)."""
