@@ -85,9 +85,11 @@ def answers_match(predicted: str | None, reference: str | None) -> bool:
     a, b = to_number(predicted), to_number(reference)
     if a is None or b is None:
         return False
-    # Exact rationals: 0.5 == 1/2, 18 == 18.00. References that are rounded decimals of
-    # repeating fractions (SVAMP has a few) still need a tolerance.
-    return a == b or abs(a - b) <= Fraction(1, 10**6) * max(1, abs(b))
+    # Exact rationals: 0.5 == 1/2, 18 == 18.00, and whole numbers compare exactly however large.
+    # A non-integer may be a rounded repeating fraction (SVAMP has a few), hence the tolerance.
+    if a == b or (a.denominator == 1 and b.denominator == 1):
+        return a == b
+    return abs(a - b) <= Fraction(1, 10**6) * max(1, abs(b))
 
 
 def is_correct(solution: str | None, reference_answer: str | None) -> bool:

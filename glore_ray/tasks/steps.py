@@ -18,7 +18,9 @@ import re
 from glore_ray.tasks.grading import ANSWER_MARK, to_number
 
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+# A '-' is a sign only where it cannot be subtraction (not after a digit, letter or ')'): in
+# "180-135" the result 135 must be found. Thousands separators only in groups of three.
+_NUMBER = re.compile(r"(?:(?<![\w)])-)?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
 
 
 def split_steps(solution: str) -> list[str]:
