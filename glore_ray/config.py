@@ -178,8 +178,15 @@ class LabelConfig:
     balance: bool = True  # post-processing (3), training set only
     scheduler: str = "efficient"  # efficient | naive (the baseline)
     self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
+    sorm_chunk: int = 2  # efficient scheduler: rollouts asked per undecided prefix per wave
+    sorm_max_batch: int = 4096  # most verification requests in one verify() call
+    # Balanced ORM: keep questions whose samples are all correct or all wrong? Off: strict
+    # per-question balance leaves min(pos, neg) = 0 of them (see labeling/orm.py).
+    balanced_orm_keep_single_class: bool = False
 
     def __post_init__(self):
+        if self.sorm_chunk < 1 or self.sorm_max_batch < 1:
+            raise ValueError("sorm_chunk and sorm_max_batch must be >= 1")
         if self.scheduler not in ("efficient", "naive"):
             raise ValueError(f"scheduler must be efficient or naive, got {self.scheduler!r}")
         if self.orm_k < 1 or self.sorm_k < 1:
@@ -235,7 +242,13 @@ class Config:
         """A short hash of the named sections (all when none): the stage manifests record it so a
         changed config is never mistaken for a finished stage."""
         data = self.to_dict()
-        picked = {s: data[s] for s in sections} if sections else data
+        picked = {}
+        for name in sections:  # "student" or a dotted field such as "run.seed"
+            node = data
+            for part in name.split("."):
+                node = node[part]
+            picked[name] = node
+        picked = picked or data
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

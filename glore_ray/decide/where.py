@@ -1,0 +1,56 @@
+"""WHERE to refine: the first step a step-level verifier doubts (paper 3.1 step 3, 4.2).
+
+The SORM (or, for the paper's ablation, the ORM) scores every step of the draft; the first step
+whose score is ``<= T`` is taken as the first error E, and the local refiner sees it as the literal
+``[BAD]`` token at the start of that line (paper 3.1: "a [BAD] token prefixing the incorrect step").
+
+Step indices are 0-based and count the *non-empty* lines of a solution (``split_steps``), exactly
+the positions at which the reward models read their scores (DESIGN §3).
+
+>>> first_bad_step([0.9, 0.7, 0.4, 0.1], 0.5)
+2
+>>> first_bad_step([0.9, 0.5], 0.5)
+1
+>>> first_bad_step([0.9, 0.8], 0.5) is None
+True
+>>> mark_bad_step("2 + 3 = 5\\n5 * 4 = 21\\n#### 21", 1)
+'2 + 3 = 5\\n[BAD]5 * 4 = 21\\n#### 21'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from glore_ray.decide.when import check_threshold
+
+BAD_TOKEN = "[BAD]"
+
+
+def first_bad_step(step_scores: Sequence[float], threshold: float) -> int | None:
+    """Index of the first step scored ``<= threshold`` (a NaN score counts as bad); ``None`` when
+    every step is above it (or there are no steps)."""
+    check_threshold(threshold, "where threshold")
+    for index, score in enumerate(step_scores):
+        if score != score or score <= threshold:
+            return index
+    return None
+
+
+def step_line_numbers(solution: str) -> list[int]:
+    """Line number (0-based, in ``solution.split("\\n")``) of each step, i.e. each non-empty line."""
+    return [n for n, line in enumerate(solution.split("\n")) if line.strip()]
+
+
+def mark_bad_step(draft: str, index: int) -> str:
+    """The draft with ``[BAD]`` inserted at the start of step ``index``'s line; every other byte
+    (blank lines, indentation of other lines, trailing newline) is unchanged.
+
+    Raises ``IndexError`` naming the number of steps when ``index`` is not a step of ``draft``.
+    """
+    lines = draft.split("\n")
+    numbers = step_line_numbers(draft)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(numbers):
+        raise IndexError(f"bad step index {index!r} is not a step of the draft (it has {len(numbers)} steps)")
+    line = numbers[index]
+    lines[line] = BAD_TOKEN + lines[line]
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""Stage ``data``: question tables for train and test (DESIGN §2)."""
+
+from __future__ import annotations
+
+from glore_ray.artifacts import Stage
+from glore_ray.config import Config
+from glore_ray.tasks import load_questions
+
+NAME = "data"
+
+
+def run_data(cfg: Config, force: bool = False) -> dict:
+    """Write ``questions_train`` and ``questions_test``; a finished stage is a no-op."""
+    stage = Stage(cfg.run.run_dir, NAME, cfg.digest("data", "run.seed"), force=force)
+    if stage.done:
+        return stage.manifest
+    counts, skipped = {}, {}
+    for split in ("train", "test"):
+        rows, bad = load_questions(cfg.data, split, seed=cfg.run.seed)
+        stage.write_table(f"questions_{split}", rows)
+        counts[split] = len(rows)
+        skipped[split] = bad.reasons
+    train_ids = {r["question"] for r in stage.read_table("questions_train")}
+    overlap = sum(r["question"] in train_ids for r in stage.read_table("questions_test"))
+    return stage.finish(counts, inputs={"task": cfg.data.task, "source": cfg.data.source},
+                        extra={"skipped": skipped, "train_test_overlap": overlap})
+
+
+def questions(cfg: Config, split: str) -> list[dict]:
+    """The question rows of a finished data stage."""
+    from glore_ray.artifacts import read_table, require_done
+
+    require_done(cfg.run.run_dir, NAME)
+    from pathlib import Path
+
+    return read_table(Path(cfg.run.run_dir) / NAME / f"questions_{split}")

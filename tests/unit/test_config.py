@@ -1,0 +1,66 @@
+"""Configs: every shipped YAML loads; bad keys, types and values are named with their source."""
+
+from pathlib import Path
+
+import pytest
+
+from glore_ray.config import Config, ConfigError, load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+SERVE_CONFIGS = {"serve.yaml"}  # Ray Serve's own schema, checked by the serving tests
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in SERVE_CONFIGS], ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert cfg.digest() == load_config(path).digest()
+
+
+def test_defaults_follow_paper_table4():
+    cfg = load_config()
+    assert (cfg.training.student.epochs, cfg.training.student.lr_max, cfg.training.student.batch_size) == (4, 2e-5, 128)
+    assert (cfg.training.rm.epochs, cfg.training.rm.lr_max, cfg.training.rm.batch_size) == (1, 2e-6, 256)
+    assert (cfg.training.refiner.lr_max, cfg.training.refiner.lr_min) == (2e-5, 2e-7)
+    assert cfg.student.k == 96 and cfg.labels.sorm_k == 8 and cfg.labels.sorm_max_new_tokens == 300
+
+
+def test_dotted_overrides_and_coercion(tmp_path):
+    cfg = load_config(None, ["student.k=4", "training.rm.lr_max=1e-5", "data.tiny_world.max_ops=3", "run.ray_address=null"])
+    assert cfg.student.k == 4 and cfg.training.rm.lr_max == 1e-5 and cfg.data.tiny_world.max_ops == 3
+    assert cfg.run.ray_address is None
+    cfg = load_config(None, ["data.tiny_world.ops=[+, '-']"])
+    assert cfg.data.tiny_world.ops == ("+", "-")
+
+
+def test_errors_name_key_and_source(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("student:\n  kk: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'student\.kk'"):
+        load_config(path)
+    path.write_text("student:\n  k: three\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: student\.k = 'three' must be int"):
+        load_config(path)
+    path.write_text("labels:\n  scheduler: magic\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: bad value in labels: scheduler must be"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"<override>: unknown key 'rollout\.nope'"):
+        load_config(None, ["rollout.nope=1"])
+    with pytest.raises(ConfigError, match=r"<override> 'student\.k': expected key\.sub=value"):
+        load_config(None, ["student.k"])
+    with pytest.raises(ConfigError, match=r"<override>: bad value in training\.rm: lr_min"):
+        load_config(None, ["training.rm.lr_min=1.0"])
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(path)
+    path.write_text("student: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_config_is_frozen():
+    cfg = load_config()
+    with pytest.raises(Exception):
+        cfg.student.k = 3
