@@ -90,6 +90,9 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     gpu_memory_utilization: float = 0.85  # vLLM
+    device: str = "auto"  # hf backend: torch device of each actor (auto: cuda when visible, else cpu)
+    dtype: str | None = None  # hf/vllm weights dtype (None: the checkpoint's own); bfloat16 on GPUs at scale
+    max_attempts: int = 3  # sampler passes over missing shards before giving up (actor deaths, lost tasks)
 
     def __post_init__(self):
         if self.backend not in ("hf", "vllm"):
@@ -98,6 +101,8 @@ class RolloutConfig:
             raise ValueError("num_actors, batch_size and shard_rows must be >= 1")
         if not 0 < self.top_p <= 1 or self.temperature < 0:
             raise ValueError("need 0 < top_p <= 1 and temperature >= 0")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
 
 
 @dataclass(frozen=True)
@@ -199,8 +204,9 @@ class RefineConfig:
 
     max_pairs_per_question: int = 4  # global pairs cap per question
     max_triples_per_question: int = 4  # local triples cap per question
-    when_threshold: float = 0.5  # ORM score above which a draft is returned unrefined
+    when_threshold: float = 0.5  # ORM score above which a draft is returned unrefined (<= : refine)
     where_threshold: float = 0.5  # first step whose (S)ORM score is <= this is [BAD]
+    use_orm_for_where: bool = False  # paper 4.2 ablation: locate the [BAD] step with the ORM, not the SORM
     max_new_tokens: int = 256
 
     def __post_init__(self):
@@ -210,7 +216,24 @@ class RefineConfig:
 
 
 @dataclass(frozen=True)
+class ServeDeploymentConfig:
+    """One model deployment's Ray resources; None inherits ServeConfig's shared value."""
+
+    replicas: int | None = None  # Serve replicas of this model
+    cpus: float | None = None  # CPUs per replica
+    gpus: float | None = None  # GPUs per replica (fractions share a GPU)
+
+    def __post_init__(self):
+        if self.replicas is not None and self.replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if (self.cpus is not None and self.cpus < 0) or (self.gpus is not None and self.gpus < 0):
+            raise ValueError("cpus and gpus must be >= 0")
+
+
+@dataclass(frozen=True)
 class ServeConfig:
+    """The HTTP service (DESIGN §7; Ray roles: one deployment per model plus the ingress)."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     max_question_chars: int = 2000
@@ -221,6 +244,31 @@ class ServeConfig:
     request_timeout_s: float = 60.0
     cpus_per_replica: float = 0.5
     gpus_per_replica: float = 0.0
+    # Per-model overrides of replicas / cpus / gpus (a 13B refiner needs more than a tiny ORM).
+    student: ServeDeploymentConfig = field(default_factory=ServeDeploymentConfig)
+    orm: ServeDeploymentConfig = field(default_factory=ServeDeploymentConfig)
+    sorm: ServeDeploymentConfig = field(default_factory=ServeDeploymentConfig)
+    global_refiner: ServeDeploymentConfig = field(default_factory=ServeDeploymentConfig)
+    local_refiner: ServeDeploymentConfig = field(default_factory=ServeDeploymentConfig)
+    ingress_replicas: int = 1  # the FastAPI ingress only awaits handles: one is plenty on a laptop
+    ingress_cpus: float = 0.1
+    max_ongoing_requests: int = 64  # per model replica; must be >= batch_max_size or batches never fill
+    ingress_max_ongoing_requests: int = 256  # concurrent HTTP requests per ingress replica
+    max_new_tokens_limit: int = 1024  # largest max_new_tokens a request may ask for
+    model_retries: int = 1  # extra tries of a stage whose replica died (Serve restarts it)
+    app_name: str = "glore"  # Serve application name
+    route_prefix: str = "/"
+
+    def __post_init__(self):
+        if self.batch_max_size < 1 or self.replicas < 1 or self.ingress_replicas < 1:
+            raise ValueError("batch_max_size, replicas and ingress_replicas must be >= 1")
+        if self.max_ongoing_requests < self.batch_max_size:
+            raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= "
+                             f"batch_max_size ({self.batch_max_size})")
+        if min(self.max_question_chars, self.max_draft_chars, self.max_new_tokens_limit) < 1:
+            raise ValueError("max_question_chars, max_draft_chars and max_new_tokens_limit must be >= 1")
+        if self.request_timeout_s <= 0 or self.batch_wait_timeout_s < 0 or self.model_retries < 0:
+            raise ValueError("need request_timeout_s > 0, batch_wait_timeout_s >= 0, model_retries >= 0")
 
 
 @dataclass(frozen=True)

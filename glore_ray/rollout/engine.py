@@ -165,7 +165,7 @@ class HFGenerator:
     def generate(self, requests, max_new_tokens, temperature=1.0, top_p=1.0, base_seed=0):
         if max_new_tokens < 1:
             raise RolloutError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        samples = self._expand(requests, max_new_tokens, temperature)
+        samples = self._expand(requests, max_new_tokens, temperature, base_seed)
         # Batch mates never change a row's text, so sort by length to cut padding.
         order = sorted(range(len(samples)), key=lambda i: len(samples[i].prompt_ids))
         out: list[list[Completion | None]] = [[None] * r.n for r in requests]
@@ -175,7 +175,7 @@ class HFGenerator:
                 out[sample.request][sample.sample_index] = completion
         return out
 
-    def _expand(self, requests, max_new_tokens, temperature) -> list[_Sample]:
+    def _expand(self, requests, max_new_tokens, temperature, base_seed) -> list[_Sample]:
         samples = []
         for r_idx, request in enumerate(requests):
             ids = self.tokenizer(request.text)["input_ids"]
@@ -185,7 +185,7 @@ class HFGenerator:
                     f"{len(ids)} tokens, the model's context is {self.context}")
             budget = min(max_new_tokens, self.context - len(ids))
             greedy = request.greedy or temperature == 0
-            for s_idx, seed in enumerate(request_seeds(request, self._base_seed)):
+            for s_idx, seed in enumerate(request_seeds(request, base_seed)):
                 samples.append(_Sample(r_idx, s_idx, ids, request.prefix, seed, greedy, budget))
         return samples
 
@@ -251,8 +251,71 @@ class HFGenerator:
             mask[i, width - len(row):] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    # generate() passes base_seed through here so _expand keeps a short signature
-    _base_seed = 0
 
-    def __call__(self, requests, max_new_tokens, temperature=1.0, top_p=1.0, base_seed=0):
-        return self.generate(requests, max_new_tokens, temperature, top_p, base_seed)
+def _sample_tokens(logits, uniforms: list[float], greedy: list[bool], temperature: float, top_p: float):
+    """One token per row by inverse CDF over the (top-p truncated) softmax; argmax for greedy rows.
+
+    logits: [b, V] float32; uniforms: one U[0,1) per row from the row's own RNG.
+    """
+    import torch
+
+    picks = logits.argmax(-1)  # [b]
+    sampled = [i for i, g in enumerate(greedy) if not g]
+    if not sampled:
+        return picks
+    rows = torch.tensor(sampled, device=logits.device)
+    probs = torch.softmax(logits[rows] / temperature, dim=-1)  # [s, V]
+    if top_p < 1.0:
+        probs, vocab = probs.sort(dim=-1, descending=True, stable=True)
+        probs = probs * ((probs.cumsum(-1) - probs) < top_p)  # keep the smallest set with mass >= top_p
+    else:
+        vocab = None
+    cdf = probs.cumsum(-1)  # [s, V]
+    u = torch.tensor([uniforms[i] for i in sampled], device=logits.device, dtype=cdf.dtype)[:, None]
+    choice = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=cdf.shape[-1] - 1)  # [s, 1]
+    tokens = choice if vocab is None else vocab.gather(-1, choice)
+    picks[rows] = tokens[:, 0]
+    return picks
+
+
+def _pick_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _check_model_path(path) -> str:
+    """A local checkpoint directory must hold config.json; anything else is taken as a hub id."""
+    path = str(path)
+    local = Path(path)
+    if local.exists() and not (local / "config.json").is_file():
+        raise RolloutError(f"{path}: not a Hugging Face checkpoint (no config.json)")
+    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise RolloutError(f"{path}: model path does not exist")
+    return path
+
+
+def _context_length(config) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if value:
+            return int(value)
+    return 1 << 30
+
+
+def _newline_token_ids(tokenizer) -> frozenset[int]:
+    """Ids whose text holds a newline: only after one of them can the stop rule fire."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return frozenset(i for i, t in enumerate(texts) if "\n" in t)
+
+
+def load_generator(path: str, rollout_cfg, device: str | None = None):
+    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path``."""
+    if rollout_cfg.backend == "vllm":
+        from glore_ray.rollout.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(_check_model_path(path), rollout_cfg)
+    return HFGenerator(path, device=device or rollout_cfg.device, batch_size=rollout_cfg.batch_size,
+                       dtype=rollout_cfg.dtype)

@@ -1,0 +1,118 @@
+"""Reward models: a causal-LM backbone plus a scalar head read at each step's newline (DESIGN §3).
+
+The network is transformers' ``*ForTokenClassification`` with one label: the backbone weights are
+the causal LM's, ``score`` is the scalar head, and the whole thing saves and reloads from one
+directory in HF format (``AutoModelForTokenClassification.from_pretrained`` works on it too).
+The score of step i is the head's logit at the token covering the newline that ends line i; the
+ORM, balanced ORM and SORM are all this model, trained with BCE on those positions (paper 3.1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from glore_ray.training.data import prompt_ids, step_token_positions
+
+
+def _token_classifier(path: str, dtype=None, **config_overrides):
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    config = AutoConfig.from_pretrained(str(path))
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    return AutoModelForTokenClassification.from_pretrained(str(path), config=config, **kwargs)
+
+
+class RewardModel(nn.Module):
+    """A step classifier. ``forward`` gives per-token logits [B, T]; scores are sigmoid(logit)."""
+
+    def __init__(self, model, tokenizer=None):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.logits.squeeze(-1)  # [B, T]
+
+    # ---------------------------------------------------------------------------------- io
+
+    @classmethod
+    def from_pretrained(cls, path, device: str = "cpu", dtype=None) -> RewardModel:
+        from glore_ray.models.loading import load_tokenizer
+
+        model = _token_classifier(path, dtype=dtype).to(device).eval()
+        return cls(model, load_tokenizer(path))
+
+    @classmethod
+    def from_causal_lm(cls, path, seed: int = 0, device: str = "cpu", dtype=None) -> RewardModel:
+        """Backbone from a causal-LM checkpoint, a fresh (seeded) scalar head. Dropout off in the
+        head: the paper's RMs are fine-tuned LMs, and a noisy head only slows tiny runs down."""
+        from glore_ray.models.loading import load_tokenizer
+
+        torch.manual_seed(seed)
+        model = _token_classifier(path, dtype=dtype, num_labels=1, classifier_dropout=0.0)
+        tokenizer = load_tokenizer(path)
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
+        return cls(model.to(device), tokenizer)
+
+    def save_pretrained(self, path, state_dict: dict | None = None) -> None:
+        self.model.save_pretrained(str(path), state_dict=state_dict)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(path))
+
+    # ---------------------------------------------------------------------------------- scoring
+
+    @torch.no_grad()
+    def score_steps(self, prompts: list[str], solutions: list[str], batch_size: int = 16,
+                    max_len: int | None = None) -> list[list[float]]:
+        """Sigmoid probability per step of each solution (steps past ``max_len`` get no score)."""
+        if len(prompts) != len(solutions):
+            raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
+        if self.tokenizer is None:
+            raise ValueError("RewardModel has no tokenizer; load it with from_pretrained")
+        limit = max_len or getattr(self.config, "max_position_embeddings", 4096)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        out = []
+        for s in range(0, len(prompts), batch_size):
+            out.extend(self._score_batch(prompts[s:s + batch_size], solutions[s:s + batch_size], limit, device))
+        self.train(was_training)
+        return out
+
+    def _score_batch(self, prompts, solutions, limit, device):
+        seqs, positions = [], []
+        for prompt, solution in zip(prompts, solutions):
+            p = prompt_ids(self.tokenizer, prompt)
+            ids, pos = step_token_positions(self.tokenizer, solution)
+            seqs.append((p + ids)[:limit])
+            positions.append([len(p) + q for q in pos if len(p) + q < limit])
+        width = max(len(x) for x in seqs)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs], device=device)  # [B, T]
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs], device=device)
+        probs = torch.sigmoid(self(ids, mask).float()).cpu()  # [B, T]
+        return [[float(probs[b, q]) for q in pos] for b, pos in enumerate(positions)]
+
+    def score_final(self, prompts: list[str], solutions: list[str], batch_size: int = 16,
+                    max_len: int | None = None) -> list[float]:
+        """The last step's probability (the ORM's verdict on the whole solution)."""
+        steps = self.score_steps(prompts, solutions, batch_size, max_len)
+        return [s[-1] if s else float("nan") for s in steps]
+
+
+def is_reward_checkpoint(path) -> bool:
+    """Does the HF directory hold a reward model (a token classifier) rather than a causal LM?"""
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(path) / "config.json").read_text())
+    return any(a.endswith("ForTokenClassification") for a in config.get("architectures") or [])

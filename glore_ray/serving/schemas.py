@@ -1,0 +1,91 @@
+"""The HTTP contract of the GLoRe service: request, response and error bodies (OpenAPI comes
+from these models). Static rules live here; rules that depend on the config (length limits, the
+max_new_tokens cap) are checked by the ingress, which knows the config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Strict: "0.5" is not a number and "yes" is not a boolean; extra="forbid": an unknown option is an
+# error, not a silently ignored typo.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class RefineOptions(BaseModel):
+    """Per-request overrides of the policy (defaults: the service's `refine` config)."""
+
+    model_config = _STRICT
+
+    when_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Refine iff the ORM's final score of the draft is <= this.")
+    where_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="The first step whose (S)ORM score is <= this is marked [BAD].")
+    use_orm_for_where: bool | None = Field(
+        None, description="Locate the bad step with the ORM instead of the SORM (paper 4.2 ablation).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Generation budget of the student and the refiners (capped by the service).")
+
+
+class RefineRequest(BaseModel):
+    """Refine a solution to a math word problem: the student drafts one unless `draft` is given."""
+
+    model_config = _STRICT
+
+    question: str = Field(..., description="The problem text.", examples=["Tom has 4 apples and buys 5 more. ..."])
+    draft: str | None = Field(
+        None, description="A draft solution, one step per line, last line `#### answer`; omitted: the student drafts.")
+    options: RefineOptions = Field(default_factory=RefineOptions)
+
+    @field_validator("question")
+    @classmethod
+    def _question_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question is empty or only whitespace")
+        if "\x00" in value:
+            raise ValueError("question contains a NUL character")
+        return value
+
+    @field_validator("draft")
+    @classmethod
+    def _draft_has_steps(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("draft has no steps (it is empty or only whitespace); omit it to let the student draft")
+        if value is not None and "\x00" in value:
+            raise ValueError("draft contains a NUL character")
+        return value
+
+
+class CandidateOut(BaseModel):
+    """One solution the ORM reranked."""
+
+    kind: Literal["draft", "global", "local"]
+    text: str
+    score: float = Field(..., description="The ORM's final score (its score at the last step).")
+    step_scores: list[float] = Field(..., description="The ORM's score at every step.")
+    answer: str | None = Field(..., description="The grader's extracted answer; null: none.")
+
+
+class RefineResponse(BaseModel):
+    """The chosen answer and the trace that explains it."""
+
+    answer: str | None = Field(..., description="The chosen candidate's answer (grader's extract_answer).")
+    chosen: CandidateOut
+    candidates: list[CandidateOut] = Field(..., description="Draft first, then the refinements that ran.")
+    refined: bool = Field(..., description="False: the ORM trusted the draft, so no refinement ran.")
+    draft_score: float
+    draft_source: Literal["student", "request"]
+    bad_step: int | None = Field(..., description="0-based first bad step (None: not refined or none found).")
+    where_model: Literal["sorm", "orm"] | None = Field(..., description="Which model located the bad step.")
+    where_scores: list[float] = Field(..., description="That model's step scores of the draft.")
+    options: RefineOptions = Field(..., description="The thresholds and budget actually used.")
+    timings_ms: dict[str, float] = Field(
+        ..., description="Per-stage wall time: draft, orm_draft, where, refine, orm_refinements, total.")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: str = Field(..., description="What went wrong, in one line.")
+    detail: list[dict] | None = Field(None, description="Per-field problems (location, message) for 422s.")

@@ -1,0 +1,248 @@
+"""Rows -> token ids -> micro-batches: the one place where training text is tokenised and collated.
+
+Three row formats, one per objective (DESIGN §3, §6):
+
+- ``lm``: ``{"prompt", "target"}``; loss on the target tokens only, EOS appended to the target.
+- ``step_bce``: ``{"prompt", "solution", "labels"}``; one label per step of ``split_steps(solution)``
+  (``-1``: ignore this step, SORM balancing); step i is scored at the token covering the newline
+  that ends line i (found through offset mappings, so a real tokenizer that merges "\\n" with
+  neighbouring characters still works).
+- ``pairwise``: ``{"prompt", "chosen", "rejected"}``; reward = score at the last step (paper App. F).
+
+Prompts are tokenised with the tokenizer's special tokens (BOS for Llama), continuations without,
+each on its own: that is exactly how a generator sees the prompt, so train and sample agree.
+
+Too-long sequences are *truncated on the right and counted* (not an error): a student sampled to
+``max_new_tokens`` leaves a long tail of rambling solutions, and one of them must not kill an
+hours-long fine-tune. The count is reported (``TrainResult.truncated``) so a stage can assert it is
+small; a row with nothing left to learn after truncation is dropped (and counted as truncated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+
+from glore_ray.tasks.steps import join_steps, split_steps
+
+OBJECTIVES = ("lm", "step_bce", "pairwise")
+REQUIRED_KEYS = {"lm": ("prompt", "target"), "step_bce": ("prompt", "solution", "labels"),
+                 "pairwise": ("prompt", "chosen", "rejected")}
+IGNORE = -100  # label value torch's cross entropy skips
+
+
+@dataclass
+class Example:
+    """One tokenised row. ``input_ids`` [T]; for ``lm`` ``labels`` [T] (IGNORE off-target); for
+    ``step_bce`` ``positions``/``step_labels`` [S]; ``pairwise`` holds two sequences."""
+
+    input_ids: list[int]
+    labels: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    step_labels: list[int] = field(default_factory=list)
+    rejected_ids: list[int] = field(default_factory=list)
+    rejected_positions: list[int] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return max(len(self.input_ids), len(self.rejected_ids))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (runs on the driver before any worker starts, so bad input fails fast)
+
+
+def validate_row(row: dict, objective: str, where: str) -> None:
+    """Raise ``ValueError`` naming the row (``where``) and the problem."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+    for key in REQUIRED_KEYS[objective]:
+        if row.get(key) is None:
+            raise ValueError(f"{where}: missing {key!r} (objective {objective!r} needs {REQUIRED_KEYS[objective]})")
+    if objective != "step_bce":
+        return
+    labels, steps = list(row["labels"]), split_steps(row["solution"])
+    if not steps:
+        raise ValueError(f"{where}: solution has no steps")
+    if len(labels) != len(steps):
+        raise ValueError(f"{where}: {len(labels)} labels but the solution has {len(steps)} steps")
+    bad = [v for v in labels if v not in (-1, 0, 1)]
+    if bad:
+        raise ValueError(f"{where}: labels must be 0, 1 or -1 (ignore), got {bad[:3]}")
+
+
+def validate_rows(rows, objective: str, source: str = "rows") -> int:
+    count = 0
+    for i, row in enumerate(rows):
+        validate_row(row, objective, f"{source}[{i}]" if "id" not in row else f"{source}[{i}] (id={row['id']})")
+        count += 1
+    if count == 0:
+        raise ValueError(f"{source}: empty dataset, nothing to train on")
+    return count
+
+
+def canonical_order(rows: list[dict]) -> list[dict]:
+    """Rows sorted by a content hash: a worker's shard arrives in whatever order Ray Data produced
+    it; sorting first makes the seeded shuffle (and so a resumed run) independent of that order."""
+    def key(row):
+        return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+    return sorted(rows, key=key)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenisation
+
+
+def step_token_positions(tokenizer, solution: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``join_steps(split_steps(solution))`` and, per step, the index of the token
+    covering the newline that ends it (offset mapping: robust to merged "\\n" tokens)."""
+    text = join_steps(split_steps(solution))
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    newline_chars = [i for i, ch in enumerate(text) if ch == "\n"]
+    positions, t = [], 0
+    for c in newline_chars:
+        while t < len(enc["offset_mapping"]) and enc["offset_mapping"][t][1] <= c:
+            t += 1
+        if t == len(enc["offset_mapping"]):
+            raise ValueError(f"no token covers the newline at char {c} of {text!r}")
+        positions.append(t)
+    return list(enc["input_ids"]), positions
+
+
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def _encode_lm(row, tok, max_len) -> tuple[Example | None, bool]:
+    p = prompt_ids(tok, row["prompt"])
+    t = list(tok(row["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+    ids, labels = p + t, [IGNORE] * len(p) + t
+    cut = len(ids) > max_len
+    ids, labels = ids[:max_len], labels[:max_len]
+    if all(v == IGNORE for v in labels):
+        return None, True
+    return Example(input_ids=ids, labels=labels), cut
+
+
+def _encode_steps(prompt, solution, tok, max_len) -> tuple[list[int], list[int], list[int], bool]:
+    p = prompt_ids(tok, prompt)
+    s, pos = step_token_positions(tok, solution)
+    ids = (p + s)[:max_len]
+    keep = [i for i, q in enumerate(pos) if len(p) + q < max_len]
+    return ids, [len(p) + pos[i] for i in keep], keep, len(p) + len(s) > max_len
+
+
+def _encode_step_bce(row, tok, max_len):
+    ids, positions, keep, cut = _encode_steps(row["prompt"], row["solution"], tok, max_len)
+    labels = [int(row["labels"][i]) for i in keep]
+    if not any(v != -1 for v in labels):
+        return None, cut  # nothing to learn: every kept step is ignored
+    return Example(input_ids=ids, positions=positions, step_labels=labels), cut
+
+
+def _encode_pairwise(row, tok, max_len):
+    good, gpos, _, cut_g = _encode_steps(row["prompt"], row["chosen"], tok, max_len)
+    bad, bpos, _, cut_b = _encode_steps(row["prompt"], row["rejected"], tok, max_len)
+    # The reward is the last step's score (App. F); a truncated sequence has lost it.
+    if cut_g or cut_b or not gpos or not bpos:
+        return None, True
+    return Example(input_ids=good, positions=[gpos[-1]], rejected_ids=bad, rejected_positions=[bpos[-1]]), False
+
+
+_ENCODERS = {"lm": _encode_lm, "step_bce": _encode_step_bce, "pairwise": _encode_pairwise}
+
+
+def encode_rows(rows, objective: str, tokenizer, max_len: int) -> tuple[list[Example], int]:
+    """Tokenise rows; returns (examples, how many rows were truncated or dropped as too long)."""
+    examples, truncated = [], 0
+    for i, row in enumerate(rows):
+        validate_row(row, objective, f"row {i}")
+        ex, cut = _ENCODERS[objective](row, tokenizer, max_len)
+        truncated += int(cut)
+        if ex is not None:
+            examples.append(ex)
+    return examples, truncated
+
+
+# --------------------------------------------------------------------------------------------
+# Batching
+
+
+def micro_batch_order(lengths: list[int], micro_batch: int, seed: int, bucket: bool,
+                      window_batches: int = 32) -> list[list[int]]:
+    """Index lists, one per micro-batch, for one epoch.
+
+    With ``bucket``, a seeded shuffle is cut into windows of ``window_batches`` micro-batches and
+    each window is sorted by length before chunking, so a micro-batch holds similar lengths
+    (little padding) while batches stay random across windows; the batch order is shuffled again.
+
+    >>> micro_batch_order([5, 1, 5, 1], 2, seed=0, bucket=True) in ([[1, 3], [0, 2]], [[0, 2], [1, 3]])
+    True
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if bucket:
+        window = micro_batch * window_batches
+        order = [i for s in range(0, len(order), window)
+                 for i in sorted(order[s:s + window], key=lambda j: lengths[j])]
+    batches = [order[s:s + micro_batch] for s in range(0, len(order), micro_batch)]
+    if bucket:
+        rng.shuffle(batches)
+    return batches
+
+
+def micro_batch_stream(lengths: list[int], micro_batch: int, count: int, seed: int, bucket: bool):
+    """``count`` micro-batches, epoch after epoch (epoch e shuffled with seed + e)."""
+    out, epoch = [], 0
+    while len(out) < count:
+        out.extend(micro_batch_order(lengths, micro_batch, seed + 1000 * epoch, bucket))
+        epoch += 1
+    return out[:count]
+
+
+def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
+    """Pad tokens / all tokens in right-padded micro-batches.
+
+    >>> padding_fraction([2, 4], [[0, 1]])
+    0.25
+    """
+    total = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    real = sum(lengths[i] for b in batches for i in b)
+    return (total - real) / total if total else 0.0
+
+
+def _pad(seqs: list[list[int]], value: int):
+    import torch
+
+    width = max(len(s) for s in seqs)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+def collate(examples: list[Example], objective: str, pad_id: int) -> dict:
+    """Right-padded tensors for one micro-batch.
+
+    lm: input_ids, attention_mask, labels [B, T]. step_bce: input_ids, attention_mask [B, T],
+    positions, step_labels [B, S] (label -1 pads/ignores). pairwise: input_ids, attention_mask
+    [2B, T] (chosen rows first), positions [2B, 1].
+    """
+    if objective == "pairwise":
+        seqs = [e.input_ids for e in examples] + [e.rejected_ids for e in examples]
+        pos = [e.positions for e in examples] + [e.rejected_positions for e in examples]
+        ids = _pad(seqs, pad_id)
+        mask = _pad([[1] * len(s) for s in seqs], 0)
+        return {"input_ids": ids, "attention_mask": mask, "positions": _pad(pos, 0)}
+    ids = _pad([e.input_ids for e in examples], pad_id)
+    batch = {"input_ids": ids, "attention_mask": _pad([[1] * len(e.input_ids) for e in examples], 0)}
+    if objective == "lm":
+        batch["labels"] = _pad([e.labels for e in examples], IGNORE)
+    else:
+        batch["positions"] = _pad([e.positions for e in examples], 0)
+        batch["step_labels"] = _pad([e.step_labels for e in examples], -1)
+    return batch
+
+
+def count_tokens(batch: dict) -> int:
+    return int(batch["attention_mask"].sum())
