@@ -27,7 +27,7 @@ def parse_job_args(description: str, argv: list[str] | None = None, extra=None) 
     return cfg, args
 
 
-def run_job(description: str, stage_fn, argv: list[str] | None = None, extra=None):
+def run_job(description: str, stage_fn, argv: list[str] | None = None, extra=None, needs_ray: bool = True):
     """Parse the command line, run one stage function, print its summary.
 
     User errors (bad config, bad data, a stage directory of another config, a missing input
@@ -37,6 +37,10 @@ def run_job(description: str, stage_fn, argv: list[str] | None = None, extra=Non
     from glore_ray.tasks.records import DataError
 
     cfg, args = parse_job_args(description, argv, extra)
+    if needs_ray:
+        from glore_ray.rollout.ray_setup import init_ray
+
+        init_ray(cfg.run, log_to_driver=False)
     try:
         summary = stage_fn(cfg, args)
     except (StageError, DataError, ConfigError) as err:

@@ -124,6 +124,7 @@ class TrainConfig:
     max_len: int = 512  # longer sequences are truncated (counted and reported)
     checkpoint_every: int = 0  # optimizer steps; 0: only at the end
     packing: bool = True  # length-bucketed batches to cut padding
+    max_failures: int = 2  # Ray Train restarts of a failed worker group (resume from last checkpoint)
 
     def __post_init__(self):
         if not 0 <= self.zero_stage <= 3:
@@ -185,6 +186,7 @@ class LabelConfig:
     self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
     sorm_chunk: int = 2  # efficient scheduler: rollouts asked per undecided prefix per wave
     sorm_max_batch: int = 4096  # most verification requests in one verify() call
+    sorm_samples_per_question: int | None = None  # label only the first N ORM samples of a question (None: all)
     # Balanced ORM: keep questions whose samples are all correct or all wrong? Off: strict
     # per-question balance leaves min(pos, neg) = 0 of them (see labeling/orm.py).
     balanced_orm_keep_single_class: bool = False
@@ -272,6 +274,19 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """What the main job runs beyond the core stages."""
+
+    extra_reward_models: tuple[str, ...] = ()  # e.g. [contrastive_orm, sorm_filtered] (App. F, I)
+    serve: bool = False  # start the HTTP endpoint at the end and block
+
+    def __post_init__(self):
+        unknown = set(self.extra_reward_models) - {"contrastive_orm", "sorm_filtered"}
+        if unknown:
+            raise ValueError(f"extra_reward_models: unknown {sorted(unknown)}; known: contrastive_orm, sorm_filtered")
+
+
+@dataclass(frozen=True)
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -282,6 +297,7 @@ class Config:
     labels: LabelConfig = field(default_factory=LabelConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -8,4 +8,4 @@ from glore_ray.cli import run_job
 from glore_ray.stages.data import run_data
 
 if __name__ == "__main__":
-    run_job(__doc__, lambda cfg, args: run_data(cfg, force=args.force))
+    run_job(__doc__, lambda cfg, args: run_data(cfg, force=args.force), needs_ray=False)

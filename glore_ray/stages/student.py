@@ -23,9 +23,10 @@ from pathlib import Path
 from glore_ray.artifacts import Stage, read_table
 from glore_ray.config import Config
 from glore_ray.labeling.expert_iteration import converged, next_dataset, sft_rows
-from glore_ray.metrics import maj_at_k, pass_at_k
+from glore_ray.metrics import maj_at_k, mean_pass_at_k
 from glore_ray.stages.common import by_question, sample_table
 from glore_ray.stages.data import questions
+from glore_ray.tasks.grading import extract_answer
 from glore_ray.tasks.prompts import one_shot_prompt, student_prompt
 
 NAME = "student"
@@ -131,13 +132,12 @@ def evaluate_student(cfg: Config, stage: Stage, prefix: str, model: str, test: l
     sampled = sample_table(cfg, stage, f"{prefix}/eval_samples", model,
                            [RolloutRequest(q["id"], student_prompt(q["question"]), n=k, answer=q["answer"], round=10_000)
                             for q in test], cfg.student.max_new_tokens)
-    answers = {q["id"]: q["answer"] for q in test}
     groups = by_question(sampled)
+    per_q = [sorted(groups[q["id"]], key=lambda s: s["sample_index"]) for q in test]
     return {
         "maj@1": sum(r["correct"] for r in greedy) / max(1, len(greedy)),
-        f"maj@{k}": sum(maj_at_k([s["text"] for s in groups.get(q, [])], a) for q, a in answers.items()) / len(answers),
-        f"pass@{k}": sum(pass_at_k(len(groups.get(q, [])), sum(s["correct"] for s in groups.get(q, [])), k)
-                         for q in answers) / len(answers),
+        f"maj@{k}": maj_at_k([[extract_answer(s["text"]) for s in ss] for ss in per_q], [q["answer"] for q in test], k),
+        f"pass@{k}": mean_pass_at_k([[s["correct"] for s in ss] for ss in per_q], k),
     }
 
 

@@ -87,7 +87,7 @@ class TinyProblem:
         return json.dumps([asdict(n) for n in self.nodes])
 
     @classmethod
-    def from_row(cls, row: dict) -> "TinyProblem":
+    def from_row(cls, row: dict) -> TinyProblem:
         nodes = tuple(
             Node(n["op"], Operand(**n["left"]), Operand(**n["right"]), n["value"]) for n in json.loads(row["meta"])
         )

@@ -63,6 +63,15 @@ class FakeVerifier:
             text = f"{r} - 1 = {int(r) - 1}\n#### {int(req.answer) + 7}"
         return VerifyResult(text, is_correct(text, req.answer), len(text.split()))
 
+    _memo: dict = {}  # shared by instances: tests re-run the same rollouts many times
+
     def __call__(self, batch: list[VerifyRequest]) -> list[VerifyResult]:
         self.calls.append(len(batch))
-        return [self.rollout(req) for req in batch]
+        params = (self.p_good, self.p_inconsistent, self.p_lucky)
+        out = []
+        for req in batch:
+            key = (params, req.question_id, req.prefix, req.sample_index)
+            if key not in self._memo:
+                self._memo[key] = self.rollout(req)
+            out.append(self._memo[key])
+        return out

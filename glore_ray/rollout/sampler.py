@@ -1,0 +1,251 @@
+"""The Ray Data sampler: rollout requests through a pool of generator actors into Parquet shards.
+
+Every sampling stage calls :func:`sample_to_stage` (DESIGN §5). Requests are cut into shards of
+``rollout.shard_rows`` requests in their given order; each shard goes to one generator actor
+(``ray.data.ActorPoolStrategy``), which samples it and writes it atomically under
+``<run_dir>/<stage>/<table>/part-NNNNN.parquet``. Only per-shard counts travel back, so the driver
+never holds the rollouts. A shard on disk is complete, so a re-run samples only the missing
+shards; an actor that dies mid-shard is restarted by Ray Data and its shard redone, and the
+driver makes up to ``rollout.max_attempts`` passes over whatever is still missing. Samples are
+seeded by identity (engine.rollout_seed), so a redone shard holds exactly the rows it would have.
+
+Ray Data is used only in this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import pyarrow as pa
+
+from glore_ray.rollout.engine import Generator, RolloutError, RolloutRequest, load_generator
+from glore_ray.tasks.grading import is_correct
+
+log = logging.getLogger(__name__)
+
+ROLLOUT_SCHEMA = pa.schema([
+    ("question_id", pa.string()),
+    ("prefix_index", pa.int64()),  # -1: sampled from the question; i: continued after step i
+    ("sample_index", pa.int64()),
+    ("round", pa.int64()),
+    ("prefix", pa.string()),
+    ("text", pa.string()),  # the generated continuation only
+    ("num_tokens", pa.int64()),
+    ("finished", pa.bool_()),  # stopped at the answer line's newline or EOS
+    ("correct", pa.bool_()),  # the grader's verdict on prefix + text
+    ("seed", pa.int64()),
+])
+
+
+@dataclass(frozen=True)
+class RolloutSummary:
+    rows: int  # rollouts written by this call (skipped shards not counted)
+    tokens: int
+    seconds: float
+    tokens_per_s: float
+    shards_written: int
+    shards_skipped: int  # already on disk from an earlier run
+
+    @property
+    def rollouts_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Shared by the direct path and the actors
+
+
+def rollout_rows(request: RolloutRequest, completions) -> list[dict]:
+    """The output rows of one request (schema: ROLLOUT_SCHEMA)."""
+    return [
+        {
+            "question_id": request.question_id, "prefix_index": request.prefix_index,
+            "sample_index": c.sample_index, "round": request.round, "prefix": request.prefix,
+            "text": c.text, "num_tokens": c.num_tokens, "finished": c.finished,
+            "correct": bool(request.answer) and is_correct(request.prefix + c.text, request.answer),
+            "seed": c.seed,
+        }
+        for c in completions
+    ]
+
+
+def generate_rows(generator: Generator, requests: Sequence[RolloutRequest], max_new_tokens: int,
+                  temperature: float = 1.0, top_p: float = 1.0, base_seed: int = 0) -> list[dict]:
+    """Sample ``requests`` in this process and return one row per sample, in request order."""
+    if not requests:
+        return []
+    completions = generator.generate(list(requests), max_new_tokens, temperature, top_p, base_seed)
+    return [row for request, done in zip(requests, completions) for row in rollout_rows(request, done)]
+
+
+def encode_requests(requests: Sequence[RolloutRequest]) -> str:
+    return json.dumps([dataclasses.asdict(r) for r in requests], sort_keys=True)
+
+
+def decode_requests(payload: str) -> list[RolloutRequest]:
+    return [RolloutRequest(**item) for item in json.loads(payload)]
+
+
+def plan_shards(requests: Iterable[RolloutRequest], shard_rows: int) -> Iterator[tuple[int, str]]:
+    """(shard index, encoded requests) in order: shard i holds requests [i*shard_rows, (i+1)*shard_rows)."""
+    chunk: list[RolloutRequest] = []
+    index = 0
+    for request in requests:
+        if not isinstance(request, RolloutRequest):
+            raise RolloutError(f"expected RolloutRequest, got {type(request).__name__}: {request!r:.80}")
+        chunk.append(request)
+        if len(chunk) == shard_rows:
+            yield index, encode_requests(chunk)
+            chunk, index = [], index + 1
+    if chunk:
+        yield index, encode_requests(chunk)
+
+
+# --------------------------------------------------------------------------------------------
+# The actor
+
+
+class _ShardWorker:
+    """A generator actor: loads the backend once, then samples and writes whole shards."""
+
+    def __init__(self, model_path, rollout_cfg, run_dir, stage_name, digest, table, max_new_tokens, base_seed):
+        import torch
+
+        from glore_ray.artifacts import Stage
+
+        if rollout_cfg.gpus_per_actor == 0:
+            torch.set_num_threads(max(1, int(rollout_cfg.cpus_per_actor)))  # no oversubscription on CPU
+        self.generator = load_generator(model_path, rollout_cfg)
+        self.stage = Stage(run_dir, stage_name, digest)
+        self.cfg, self.table = rollout_cfg, table
+        self.max_new_tokens, self.base_seed = max_new_tokens, base_seed
+
+    def __call__(self, batch: dict) -> dict:
+        stats = {"shard": [], "rows": [], "tokens": [], "seconds": []}
+        for shard, payload in zip(batch["shard"], batch["requests"]):
+            t0 = time.perf_counter()
+            rows = generate_rows(self.generator, decode_requests(str(payload)), self.max_new_tokens,
+                                 self.cfg.temperature, self.cfg.top_p, self.base_seed)
+            self.stage.write_shard(self.table, int(shard), rows, schema=ROLLOUT_SCHEMA)
+            stats["shard"].append(int(shard))
+            stats["rows"].append(len(rows))
+            stats["tokens"].append(sum(r["num_tokens"] for r in rows))
+            stats["seconds"].append(time.perf_counter() - t0)
+        return stats
+
+
+# --------------------------------------------------------------------------------------------
+# The driver
+
+
+def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model_path: str, rollout_cfg,
+                    max_new_tokens: int | None = None, base_seed: int = 0) -> RolloutSummary:
+    """Sample every request into ``stage``'s ``table`` (resumable, exactly once per row).
+
+    Requests must come in the same order on a re-run (shards are defined by position); a re-run
+    with other requests is refused rather than mixed (the plan's digest is kept beside the table).
+    """
+    max_new_tokens = max_new_tokens or rollout_cfg.max_new_tokens
+    if max_new_tokens < 1:
+        raise RolloutError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    _check_loadable(model_path, rollout_cfg)
+    plan = list(plan_shards(requests, rollout_cfg.shard_rows))
+    if not plan:
+        raise RolloutError(f"{stage.dir}/{table}: no rollout requests to sample")
+    _check_plan(stage, table, plan)
+    skipped = sum(stage.has_shard(table, i) for i, _ in plan)
+    t0 = time.perf_counter()
+    rows = tokens = written = 0
+    for attempt in range(1, rollout_cfg.max_attempts + 1):
+        pending = [(i, p) for i, p in plan if not stage.has_shard(table, i)]
+        if not pending:
+            break
+        try:
+            for stats in _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed):
+                rows, tokens, written = rows + stats["rows"], tokens + stats["tokens"], written + 1
+                _log_progress(written + skipped, len(plan), rows, tokens, time.perf_counter() - t0)
+        except Exception as err:  # noqa: BLE001 - sorted below: bad input re-raised, lost actors retried
+            cause = _rollout_error(err)
+            if cause is not None:
+                raise RolloutError(f"{stage.dir}/{table}: {cause}") from None
+            if attempt == rollout_cfg.max_attempts:
+                raise
+            log.warning("rollout pass %d failed (%s); re-running the missing shards", attempt, err)
+    missing = [i for i, _ in plan if not stage.has_shard(table, i)]
+    if missing:
+        raise RolloutError(f"{stage.dir}/{table}: shards {missing[:10]} still missing after "
+                           f"{rollout_cfg.max_attempts} passes")
+    seconds = time.perf_counter() - t0
+    summary = RolloutSummary(rows, tokens, round(seconds, 3), tokens / seconds if seconds > 0 else 0.0,
+                             written, skipped)
+    log.info("rollouts %s/%s: %s", stage.name, table, summary)
+    return summary
+
+
+def _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed) -> Iterator[dict]:
+    """Stream the pending shards through the actor pool; yield each finished shard's counts."""
+    import ray
+
+    ds = ray.data.from_items([{"shard": i, "requests": p} for i, p in pending], override_num_blocks=len(pending))
+    resources = {"num_cpus": rollout_cfg.cpus_per_actor}
+    if rollout_cfg.gpus_per_actor:
+        resources["num_gpus"] = rollout_cfg.gpus_per_actor * rollout_cfg.tensor_parallel
+    ds = ds.map_batches(
+        _ShardWorker,
+        fn_constructor_kwargs=dict(model_path=str(model_path), rollout_cfg=rollout_cfg, run_dir=str(stage.dir.parent),
+                                   stage_name=stage.name, digest=stage.digest, table=table,
+                                   max_new_tokens=max_new_tokens, base_seed=base_seed),
+        batch_size=1,  # one shard per call: a shard is the unit of work, of writing and of resume
+        compute=ray.data.ActorPoolStrategy(size=min(rollout_cfg.num_actors, len(pending))),
+        **resources,
+    )
+    for row in ds.iter_rows():
+        yield {k: int(row[k]) for k in ("shard", "rows", "tokens")}
+
+
+def _check_loadable(model_path, rollout_cfg) -> None:
+    """Fail on the driver, before any actor starts, when the checkpoint cannot be read."""
+    if rollout_cfg.backend != "hf":
+        return
+    from transformers import AutoConfig
+
+    from glore_ray.rollout.engine import _check_model_path
+
+    try:
+        AutoConfig.from_pretrained(_check_model_path(model_path))
+    except (OSError, ValueError) as err:
+        raise RolloutError(f"{model_path}: cannot load the model config: {err}") from None
+
+
+def _check_plan(stage, table: str, plan: list[tuple[int, str]]) -> None:
+    digest = hashlib.sha256("\n".join(p for _, p in plan).encode()).hexdigest()[:16]
+    path = stage.path(f"{table}.plan.json")
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old["digest"] != digest:
+            raise RolloutError(f"{stage.dir}/{table}: holds shards of other requests (plan {old['digest']} != "
+                               f"{digest}); sample into a new run_dir or stage")
+        return
+    stage.write_json(path.name, {"digest": digest, "shards": len(plan)})
+
+
+def _rollout_error(err: BaseException) -> BaseException | None:
+    """The RolloutError (bad input) behind a Ray Data failure, if that is what it was."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, RolloutError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _log_progress(done: int, total: int, rows: int, tokens: int, seconds: float) -> None:
+    rate = tokens / seconds if seconds > 0 else 0.0
+    log.info("rollout shards %d/%d, %d rows, %d tokens, %.0f tok/s", done, total, rows, tokens, rate)

@@ -1,0 +1,253 @@
+"""The GLoRe HTTP service (DESIGN §7): one FastAPI ingress composing five model deployments.
+
+    POST /v1/refine   draft -> ORM (when) -> SORM (where) -> global || local (how) -> ORM rerank
+    GET  /healthz     liveness
+    GET  /v1/config   the serve and refine config in effect
+
+Build it with ``build_app(cfg, loaders)`` (tests pass small real models), or from a config file:
+``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml`` / ``serve deploy
+configs/serve.yaml``. Nothing here starts Serve at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from glore_ray.config import Config, RefineConfig, ServeConfig, load_config
+from glore_ray.decide import Candidate, decide, refine_plan, should_refine
+from glore_ray.decide.when import final_score
+from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_hf_generator, load_reward_scorer
+from glore_ray.serving.schemas import CandidateOut, ErrorResponse, RefineOptions, RefineRequest, RefineResponse
+
+MODELS = ("student", "orm", "sorm", "global_refiner", "local_refiner")
+DEPLOYMENT_NAMES = {"student": "Student", "orm": "ORM", "sorm": "SORM",
+                    "global_refiner": "GlobalRefiner", "local_refiner": "LocalRefiner"}
+_ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 503, 504)}
+
+api = FastAPI(title="glore-ray", version="0.1.0",
+              description="GLoRe (Havrilla et al., ICML 2024): when, where and how to refine a math solution.")
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    # Only location, message and type: the raw input may be non-UTF-8 bytes that JSON can't carry.
+    detail = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in err.errors()]
+    summary = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in detail[:5])
+    return JSONResponse(status_code=422, content={"error": f"invalid request: {summary}", "detail": detail})
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse(status_code=err.status_code, content={"error": str(err.detail)})
+
+
+class StageError(Exception):
+    """A model stage failed (503) or ran out of time (504)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def student_prompt(question: str) -> str:
+    return f"Q: {question}\nA: "  # DESIGN §3
+
+
+def _candidate_out(c: Candidate) -> CandidateOut:
+    return CandidateOut(kind=c.kind, text=c.text, score=c.score, step_scores=list(c.step_scores), answer=c.answer)
+
+
+@serve.deployment
+@serve.ingress(api)
+class GloreIngress:
+    def __init__(self, student, orm, sorm, global_refiner, local_refiner,
+                 serve_cfg: ServeConfig, refine_cfg: RefineConfig):
+        self.models = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
+        self.serve_cfg, self.refine_cfg = serve_cfg, refine_cfg
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    @api.get("/v1/config")
+    async def config(self) -> dict:
+        return {"serve": dataclasses.asdict(self.serve_cfg), "refine": dataclasses.asdict(self.refine_cfg)}
+
+    @api.post("/v1/refine", response_model=RefineResponse, responses=_ERRORS)
+    async def refine(self, body: RefineRequest) -> RefineResponse:
+        self._check_limits(body)
+        options = self._resolve(body.options)
+        deadline = time.monotonic() + self.serve_cfg.request_timeout_s
+        try:
+            return await self._pipeline(body, options, deadline)
+        except StageError as err:
+            raise HTTPException(err.status, str(err)) from None
+
+    # ---------------------------------------------------------------- request checks
+
+    def _check_limits(self, body: RefineRequest) -> None:
+        cfg = self.serve_cfg
+        if len(body.question) > cfg.max_question_chars:
+            raise HTTPException(413, f"question has {len(body.question)} characters; the limit is {cfg.max_question_chars}")
+        if body.draft is not None and len(body.draft) > cfg.max_draft_chars:
+            raise HTTPException(413, f"draft has {len(body.draft)} characters; the limit is {cfg.max_draft_chars}")
+        asked = body.options.max_new_tokens
+        if asked is not None and asked > cfg.max_new_tokens_limit:
+            raise HTTPException(422, f"options.max_new_tokens = {asked} is above the limit {cfg.max_new_tokens_limit}")
+
+    def _resolve(self, options: RefineOptions) -> RefineOptions:
+        """The request's options over the service's refine config: every field set."""
+        cfg = self.refine_cfg
+        defaults = {"when_threshold": cfg.when_threshold, "where_threshold": cfg.where_threshold,
+                    "use_orm_for_where": cfg.use_orm_for_where,
+                    "max_new_tokens": min(cfg.max_new_tokens, self.serve_cfg.max_new_tokens_limit)}
+        return RefineOptions(**(defaults | options.model_dump(exclude_none=True)))
+
+    # ---------------------------------------------------------------- the policy over HTTP
+
+    async def _pipeline(self, body: RefineRequest, opt: RefineOptions, deadline: float) -> RefineResponse:
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        prompt = student_prompt(body.question)
+        draft = body.draft
+        if draft is None:
+            draft = await self._timed(timings, "draft", deadline, "student", "generate", prompt, opt.max_new_tokens)
+        orm_scores = await self._timed(timings, "orm_draft", deadline, "orm", "score", prompt, draft)
+        where_scores, where_model = None, None
+        if should_refine(final_score(orm_scores), opt.when_threshold):  # when (paper 4.2)
+            where_model = "orm" if opt.use_orm_for_where else "sorm"
+            where_scores = orm_scores if opt.use_orm_for_where else await self._timed(
+                timings, "where", deadline, "sorm", "score", prompt, draft)
+        try:
+            plan = refine_plan(body.question, draft, orm_scores, where_scores, opt.when_threshold, opt.where_threshold)
+        except ValueError as err:  # scores inconsistent with the draft: a model fault, not the client's
+            raise StageError(503, f"policy could not use the model scores: {err}") from None
+        kinds = list(plan.prompts)  # how: global and (when a bad step was found) local, concurrently
+        outputs = await self._timed_all(timings, "refine", deadline, [
+            (kind, "generate", plan.prompts[kind], opt.max_new_tokens) for kind in kinds])
+        solutions = {kind: plan.solution(kind, out) for kind, out in zip(kinds, outputs)}
+        scores = await self._timed_all(timings, "orm_refinements", deadline, [
+            ("orm", "score", prompt, solutions[kind]) for kind in kinds])
+        decision = decide(plan, solutions, dict(zip(kinds, scores)))
+        timings["total"] = (time.monotonic() - start) * 1000
+        return RefineResponse(
+            answer=decision.answer, chosen=_candidate_out(decision.chosen),
+            candidates=[_candidate_out(c) for c in decision.candidates], refined=decision.refined,
+            draft_score=decision.draft_score, draft_source="request" if body.draft is not None else "student",
+            bad_step=decision.bad_step, where_model=where_model, where_scores=list(where_scores or []),
+            options=opt, timings_ms={k: round(v, 3) for k, v in timings.items()})
+
+    async def _timed(self, timings, stage, deadline, model, method, *args):
+        t0 = time.monotonic()
+        try:
+            return await self._call(stage, deadline, model, method, *args)
+        finally:
+            timings[stage] = (time.monotonic() - t0) * 1000
+
+    async def _timed_all(self, timings, stage, deadline, calls):
+        t0 = time.monotonic()
+        try:
+            return await asyncio.gather(*(self._call(stage, deadline, m, meth, *a) for m, meth, *a in calls))
+        finally:
+            timings[stage] = (time.monotonic() - t0) * 1000
+
+    async def _call(self, stage: str, deadline: float, model: str, method: str, *args):
+        """One model call under the request's deadline; a replica that died is retried (Serve
+        restarts it and routes to a live one), any other model error is a 503."""
+        handle = getattr(self.models[model], method)
+        for attempt in range(self.serve_cfg.model_retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StageError(504, f"request timed out before stage {stage!r} ({self.serve_cfg.request_timeout_s}s limit)")
+            try:
+                return await asyncio.wait_for(handle.remote(*args), timeout=remaining)
+            except asyncio.TimeoutError:
+                raise StageError(504, f"stage {stage!r} ({model}) timed out "
+                                      f"({self.serve_cfg.request_timeout_s}s request limit)") from None
+            except (RayActorError, BackPressureError) as err:
+                if attempt == self.serve_cfg.model_retries:
+                    raise StageError(503, f"stage {stage!r} ({model}) unavailable: {type(err).__name__}") from None
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except Exception as err:  # noqa: BLE001 - any model failure is reported, the replica lives on
+                raise StageError(503, f"stage {stage!r} ({model}) failed: {_first_line(err)}") from None
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
+
+
+# --------------------------------------------------------------------------------------------
+# Building the application
+
+
+def _model_options(serve_cfg: ServeConfig, model: str) -> dict:
+    spec = getattr(serve_cfg, model)
+    cpus = serve_cfg.cpus_per_replica if spec.cpus is None else spec.cpus
+    gpus = serve_cfg.gpus_per_replica if spec.gpus is None else spec.gpus
+    return {"name": DEPLOYMENT_NAMES[model], "num_replicas": spec.replicas or serve_cfg.replicas,
+            "ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
+            "max_ongoing_requests": serve_cfg.max_ongoing_requests}
+
+
+def build_app(cfg: Config, loaders: Mapping[str, Callable[[], object]]):
+    """The Serve application: ``GloreIngress.bind(<five model deployments>, configs)``.
+
+    ``loaders`` maps student, orm, sorm, global_refiner, local_refiner to picklable callables that
+    return the model objects inside each replica.
+    """
+    missing = [m for m in MODELS if m not in loaders]
+    unknown = sorted(set(loaders) - set(MODELS))
+    if missing or unknown:
+        raise ValueError(f"loaders need exactly {list(MODELS)}; missing {missing}, unknown {unknown}")
+    s = cfg.serve
+    batching = (s.batch_max_size, s.batch_wait_timeout_s)
+    bound = {}
+    for model in MODELS:
+        kind = ScorerDeployment if model in ("orm", "sorm") else GeneratorDeployment
+        bound[model] = kind.options(**_model_options(s, model)).bind(loaders[model], *batching)
+    ingress = GloreIngress.options(num_replicas=s.ingress_replicas, ray_actor_options={"num_cpus": s.ingress_cpus},
+                                   max_ongoing_requests=s.ingress_max_ongoing_requests)
+    return ingress.bind(*(bound[m] for m in MODELS), s, cfg.refine)
+
+
+def checkpoint_paths(cfg: Config) -> dict[str, Path]:
+    """Where each served model's checkpoint lives under the run directory (DESIGN §2)."""
+    run = Path(cfg.run.run_dir)
+    return {"student": run / "student", "orm": run / "reward_models" / "orm", "sorm": run / "reward_models" / "sorm",
+            "global_refiner": run / "refiners" / "global", "local_refiner": run / "refiners" / "local"}
+
+
+def checkpoint_loaders(cfg: Config) -> dict[str, Callable[[], object]]:
+    """Loaders for the trained checkpoints; a missing one is named before anything is deployed."""
+    paths = checkpoint_paths(cfg)
+    absent = {m: str(p) for m, p in paths.items() if not p.exists()}
+    if absent:
+        raise FileNotFoundError(f"missing checkpoints (train those stages first): {absent}")
+    load = {m: load_reward_scorer if m in ("orm", "sorm") else load_hf_generator for m in MODELS}
+    return {m: functools.partial(load[m], str(paths[m].resolve())) for m in MODELS}
+
+
+def app_builder(args: dict):
+    """``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml [overrides=a.b=1,c.d=2]``."""
+    args = dict(args or {})
+    path = args.pop("config", None)
+    overrides = [o for o in str(args.pop("overrides", "")).split(",") if o.strip()]
+    if args:
+        raise ValueError(f"unknown app_builder args {sorted(args)}; known: config, overrides")
+    cfg = load_config(path, overrides)
+    return build_app(cfg, checkpoint_loaders(cfg))

@@ -1,0 +1,218 @@
+"""Stage ``evaluate``: the paper's results on the (Q, D) test set (paper 3.2, 4, App. B, D, G).
+
+- Table 5 (App. B): the student's maj@1, maj@K, pass@K per EI round, and Rerank@K by the ORM.
+- Tables 1-2 (4.1): step and final-answer accuracy of ORM, balanced ORM and SORM against the
+  SORM-procedure test labels (and, in the tiny world, the exact oracle labels); FP/FN rates;
+  accuracy of the located first error; App. D rerank heuristics over K student samples.
+- Figure 3, Table 3, Figure 4 (4.2): refinement accuracies, the complementarity of global and
+  local refinement, and ORM reranking of draft + refinements against greedy and Bo3.
+
+Generation goes through the Ray Data sampler and scoring through Ray tasks; everything else is
+the pure policy (:mod:`glore_ray.decide`) and metrics (:mod:`glore_ray.metrics`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from glore_ray.artifacts import Stage, read_table, require_done
+from glore_ray.config import Config
+from glore_ray.decide.how import global_prompt, local_prompt, local_solution
+from glore_ray.metrics import (
+    damage_rate,
+    final_answer_accuracy,
+    first_error,
+    first_error_accuracy,
+    fix_rate,
+    fixed_set,
+    overlap,
+    rerank_at_k,
+    rerank_by_heuristic,
+    rerank_pick,
+    step_accuracy,
+)
+from glore_ray.stages.common import by_question, sample_table
+from glore_ray.stages.data import questions
+from glore_ray.stages.models import model_checkpoint
+from glore_ray.tasks.grading import is_correct
+from glore_ray.tasks.steps import split_steps
+
+NAME = "evaluate"
+RMS = ("orm", "balanced_orm", "sorm")
+
+
+def run_evaluate(cfg: Config, force: bool = False) -> dict:
+    stage = Stage(cfg.run.run_dir, NAME, cfg.digest("refine", "run.seed"), force)
+    if stage.done:
+        return stage.manifest
+    run = Path(cfg.run.run_dir)
+    for needed in ("student", "orm_data", "sorm_labels", "refine_data"):
+        require_done(run, needed)
+    test = {q["id"]: q for q in questions(cfg, "test")}
+    drafts = sorted(read_table(run / "orm_data" / "test_drafts"), key=lambda r: r["question_id"])
+    labels = {r["question_id"]: r for r in read_table(run / "sorm_labels" / "labels_test")}
+    drafts = [d for d in drafts if d["question_id"] in labels]  # drafts with at least one step
+    rms = {k: model_checkpoint(cfg.run.run_dir, f"reward_models/{k}") for k in RMS}
+    scorer = _scorer(cfg)
+
+    draft_scores = {k: scorer(path, [labels[d["question_id"]]["prompt"] for d in drafts],
+                              [labels[d["question_id"]]["solution"] for d in drafts]) for k, path in rms.items()}
+    results = {"n_test_drafts": len(drafts),
+               "draft_accuracy": _mean([d["correct"] for d in drafts]),
+               "reward_models": reward_model_tables(cfg, drafts, labels, draft_scores, test),
+               "student": student_table(cfg, run, rms["orm"], scorer, test),
+               "refinement": refinement_tables(cfg, stage, drafts, labels, draft_scores, test, rms["orm"], scorer)}
+    results["refinement"]["figure4"]["bo3"] = results["student"]["bo3"]
+    stage.write_json("results.json", results)
+    from glore_ray.report import write_report
+
+    report = write_report(cfg.run.run_dir)
+    return stage.finish({"test_drafts": len(drafts)}, extra={"report": str(report)})
+
+
+def _scorer(cfg: Config):
+    from glore_ray.rollout.scoring import score_steps
+
+    def score(path, prompts, solutions):
+        return score_steps(path, prompts, solutions, chunks=cfg.rollout.num_actors,
+                           num_cpus=cfg.rollout.cpus_per_actor, num_gpus=cfg.rollout.gpus_per_actor)
+
+    return score
+
+
+def reward_model_tables(cfg, drafts, labels, draft_scores, test) -> dict:
+    """Tables 1-2, FP/FN at 0.5, the located first error, and (tiny world) exact-label accuracy."""
+    sorm_labels = [labels[d["question_id"]]["labels"] for d in drafts]
+    correct = [bool(d["correct"]) for d in drafts]
+    exact = _exact_labels(cfg, drafts, labels, test)
+    out = {}
+    for kind, scores in draft_scores.items():
+        row = {"step": step_accuracy(scores, sorm_labels), "final": final_answer_accuracy(scores, correct),
+               "first_error_accuracy": first_error_accuracy([first_error(s) for s in scores], sorm_labels)}
+        if exact is not None:
+            row["step_exact"] = step_accuracy(scores, exact)
+            row["first_error_accuracy_exact"] = first_error_accuracy([first_error(s) for s in scores], exact)
+        out[kind] = row
+    if exact is not None:
+        from glore_ray.metrics import label_agreement
+
+        out["test_label_agreement_with_oracle"] = label_agreement(sorm_labels, exact)
+    return out
+
+
+def _exact_labels(cfg, drafts, labels, test):
+    if cfg.data.task != "tiny":
+        return None
+    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+
+    return [exact_step_labels(TinyProblem.from_row(test[d["question_id"]]), labels[d["question_id"]]["solution"])
+            for d in drafts]
+
+
+def student_table(cfg, run: Path, orm: str, scorer, test) -> dict:
+    """Table 5 rows per EI round, the final student's Rerank@K by the ORM, and App. D."""
+    rounds = json.loads((run / "student" / "rounds.json").read_text())
+    final = json.loads((run / "student" / "final.json").read_text())["round"]
+    samples = by_question(read_table(run / "student" / f"round_{final}" / "eval_samples"))
+    qids = [q for q in sorted(test) if q in samples]
+    per_q = [sorted(samples[q], key=lambda s: s["sample_index"]) for q in qids]
+    prompts = [f"Q: {test[q]['question']}\nA: " for q, ss in zip(qids, per_q) for _ in ss]
+    texts = [s["text"] for ss in per_q for s in ss]
+    flat = {}
+    for kind in ("orm", "sorm"):
+        path = model_checkpoint(cfg.run.run_dir, f"reward_models/{kind}")
+        flat[kind] = _regroup(scorer(path, prompts, _nonempty(texts)), per_q)
+    correct = [[bool(s["correct"]) for s in ss] for ss in per_q]
+    k = cfg.student.eval_k
+    return {"rounds": rounds, "final_round": final,
+            f"rerank@{k}": rerank_at_k([[s[-1] for s in q] for q in flat["orm"]], correct, k),
+            "rerank_heuristics": {kind: rerank_by_heuristic(flat[kind], correct) for kind in flat},
+            # Figure 4's Bo3 baseline: the ORM's pick among the first 3 student samples.
+            "bo3": rerank_at_k([[s[-1] for s in q] for q in flat["orm"]], correct, min(3, k))}
+
+
+def _nonempty(texts):
+    # A sample without any step still gets one (empty) step so the RM returns a score for it.
+    return [t if split_steps(t) else "(no answer)\n" for t in texts]
+
+
+def _regroup(flat_scores, per_q):
+    out, i = [], 0
+    for ss in per_q:
+        out.append(flat_scores[i:i + len(ss)])
+        i += len(ss)
+    return out
+
+
+def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, scorer) -> dict:
+    """Figure 3, Table 3, Figure 4 and the complementarity of global and local refinement."""
+    from glore_ray.rollout.engine import RolloutRequest
+
+    T = cfg.refine.where_threshold
+    plans = {"global": {}, "local_sorm": {}, "local_orm": {}}
+    for d, s_sorm, s_orm in zip(drafts, draft_scores["sorm"], draft_scores["orm"]):
+        qid, question, draft = d["question_id"], test[d["question_id"]]["question"], labels[d["question_id"]]["solution"]
+        plans["global"][qid] = (global_prompt(question, draft), None)
+        for kind, scores in (("local_sorm", s_sorm), ("local_orm", s_orm)):
+            bad = first_error(scores, T)
+            if bad is not None:
+                plans[kind][qid] = (local_prompt(question, draft, bad), bad)
+    checkpoints = {"global": model_checkpoint(cfg.run.run_dir, "refiners/global"),
+                   "local": model_checkpoint(cfg.run.run_dir, "refiners/local")}
+    solutions = {}
+    for kind, plan in plans.items():
+        requests = [RolloutRequest(qid, prompt, answer=test[qid]["answer"], greedy=True)
+                    for qid, (prompt, _) in sorted(plan.items())]
+        rows = {r["question_id"]: r for r in sample_table(cfg, stage, f"refine_{kind}",
+                                                          checkpoints[kind.split("_")[0]], requests,
+                                                          cfg.refine.max_new_tokens)}
+        solutions[kind] = {}
+        for d in drafts:
+            qid, draft = d["question_id"], labels[d["question_id"]]["solution"]
+            if qid not in plan:  # no step under the threshold: no local refinement, the draft stands
+                solutions[kind][qid] = draft
+            else:
+                out = rows[qid]["text"]
+                solutions[kind][qid] = out if kind == "global" else local_solution(draft, plan[qid][1], out)
+    stage.write_table("refinements", [{"question_id": q, "kind": k, "solution": s}
+                                      for k, by_q in solutions.items() for q, s in by_q.items()])
+    return refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer)
+
+
+def refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer) -> dict:
+    ids = [d["question_id"] for d in drafts]
+    draft_ok = [bool(d["correct"]) for d in drafts]
+    ok = {k: [is_correct(solutions[k][q], test[q]["answer"]) for q in ids] for k in solutions}
+    prompts = [labels[q]["prompt"] for q in ids]
+    orm_final = {k: [s[-1] for s in scorer(orm, prompts, _nonempty([solutions[k][q] for q in ids]))]
+                 for k in solutions}
+    orm_final["draft"] = [s[-1] for s in scorer(orm, prompts, [labels[q]["solution"] for q in ids])]
+    fixed = {k: fixed_set(ids, draft_ok, ok[k]) for k in ok}
+    incorrect = [i for i, d in enumerate(draft_ok) if not d]
+
+    def pick(kinds):  # ORM rerank over candidates, the draft first so ties keep it
+        return [[draft_ok, *[ok[k] for k in kinds]][rerank_pick([orm_final["draft"][i]] + [orm_final[k][i] for k in kinds])][i]
+                for i in range(len(ids))]
+
+    def best_of(kinds):  # oracle over refinements
+        return [any(ok[k][i] for k in kinds) for i in range(len(ids))]
+
+    table3 = {"global": fix_rate(draft_ok, ok["global"]),
+              "local+orm": fix_rate(draft_ok, ok["local_orm"]),
+              "local+sorm": fix_rate(draft_ok, ok["local_sorm"]),
+              "global+local+orm": fix_rate(draft_ok, best_of(["global", "local_orm"])),
+              "global+local+sorm": fix_rate(draft_ok, best_of(["global", "local_sorm"]))}
+    figure3 = {k: {"all_drafts": _mean(ok[k]), "incorrect_drafts": _mean([ok[k][i] for i in incorrect]),
+                   "damage_rate": damage_rate(draft_ok, ok[k])} for k in ok}
+    return {"table3": table3, "figure3": figure3,
+            "figure4": {"greedy": _mean(draft_ok),
+                        "rerank_draft_global_local": _mean(pick(["global", "local_sorm"])),
+                        "oracle": _mean([d or g or l for d, g, l in zip(draft_ok, ok["global"], ok["local_sorm"])])},
+            "complementarity": overlap(fixed["global"], fixed["local_sorm"]),
+            "n_incorrect_drafts": len(incorrect)}
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(bool(v) for v in values) / len(values) if values else float("nan")

@@ -1,0 +1,121 @@
+"""Stages ``reward_models/<kind>`` and ``refiners/<kind>``: fine-tunes on the training layer.
+
+Every model starts from the final student's checkpoint (paper 4: all downstream models come
+from the same base; starting from the student gives the tiny world's small models its grasp of
+the format). Reward models get a fresh scalar head (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from glore_ray.artifacts import Stage, read_table, require_done
+from glore_ray.config import Config
+
+RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered")
+REFINER_KINDS = ("global", "local")
+HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
+
+
+def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
+    if kind not in RM_KINDS:
+        raise ValueError(f"--kind must be one of {RM_KINDS}, got {kind!r}")
+    from glore_ray.stages.common import student_checkpoint
+
+    stage = Stage(cfg.run.run_dir, f"reward_models/{kind}", cfg.digest("training.rm", "labels", "run.seed"), force)
+    if stage.done:
+        return stage.manifest
+    objective, rows = rm_rows(cfg, kind)
+    if not rows:
+        raise ValueError(f"reward model {kind!r}: no training rows (did the labelling stages produce any?)")
+    train, held_out = split_held_out(rows)
+    result = _fine_tune(objective, train, student_checkpoint(cfg), stage, cfg.training.rm, held_out, cfg.run.seed)
+    return stage.finish({"rows": len(train), "held_out": len(held_out), "final_loss": result.final_loss,
+                         "tokens_per_s": result.tokens_per_s, "padding_fraction": result.padding_fraction,
+                         "truncated": result.truncated, "eval": result.eval},
+                        extra={"checkpoint": result.checkpoint})
+
+
+def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict]]:
+    run = Path(cfg.run.run_dir)
+    if kind in ("orm", "balanced_orm"):
+        require_done(run, "orm_data")
+        return "step_bce", read_table(run / "orm_data" / kind)
+    if kind == "contrastive_orm":
+        from glore_ray.labeling.contrastive import contrastive_pairs
+
+        require_done(run, "orm_data")
+        samples = read_table(run / "orm_data" / "samples")
+        prompts = {r["question_id"]: r["prompt"] for r in read_table(run / "orm_data" / "orm")}
+        samples = [{**s, "prompt": prompts[s["question_id"]]} for s in samples if s["question_id"] in prompts]
+        return "pairwise", contrastive_pairs(samples, cfg.labels.orm_k, cfg.run.seed)
+    require_done(run, "sorm_labels")
+    rows = read_table(run / "sorm_labels" / "sorm")
+    if kind == "sorm_filtered":
+        rows = self_filtered(cfg, rows)
+    return "step_bce", rows
+
+
+def self_filtered(cfg: Config, rows: list[dict]) -> list[dict]:
+    """App. I: drop samples whose SORM label disagrees with a first SORM's prediction (at the
+    solution's first negative step), then train again on the rest."""
+    from glore_ray.models.loading import load_reward_model
+
+    first = Path(cfg.run.run_dir) / "reward_models" / "sorm"
+    require_done(first.parent, "sorm")
+    model = load_reward_model(str(_checkpoint(first)), "cpu")
+    scores = model.score_steps([r["prompt"] for r in rows], [r["solution"] for r in rows])
+    keep = []
+    for row, s in zip(rows, scores):
+        agree = all(label == -1 or (p > 0.5) == bool(label) for label, p in zip(row["labels"], s))
+        if agree:
+            keep.append(row)
+    return keep
+
+
+def split_held_out(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split by question (a stable hash), so held-out questions are unseen in training."""
+    def held(qid: str) -> bool:
+        return int(hashlib.sha256(qid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELD_OUT
+
+    train = [r for r in rows if not held(r["question_id"])]
+    held_out = [r for r in rows if held(r["question_id"])]
+    return (train or rows), held_out
+
+
+def run_refiner(cfg: Config, kind: str, force: bool = False) -> dict:
+    if kind not in REFINER_KINDS:
+        raise ValueError(f"--kind must be one of {REFINER_KINDS}, got {kind!r}")
+    from glore_ray.stages.common import student_checkpoint
+
+    stage = Stage(cfg.run.run_dir, f"refiners/{kind}", cfg.digest("training.refiner", "refine", "run.seed"), force)
+    if stage.done:
+        return stage.manifest
+    require_done(cfg.run.run_dir, "refine_data")
+    rows = read_table(Path(cfg.run.run_dir) / "refine_data" / kind)
+    if not rows:
+        raise ValueError(f"refiner {kind!r}: refine_data/{kind} is empty")
+    result = _fine_tune("lm", rows, student_checkpoint(cfg), stage, cfg.training.refiner, None, cfg.run.seed)
+    return stage.finish({"rows": len(rows), "final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s,
+                         "padding_fraction": result.padding_fraction, "truncated": result.truncated},
+                        extra={"checkpoint": result.checkpoint})
+
+
+def _fine_tune(objective, rows, init, stage: Stage, train_cfg, eval_rows, seed):
+    from glore_ray.training.trainer import fine_tune
+
+    return fine_tune(objective, rows, init, str(stage.path("model")), train_cfg, eval_rows=eval_rows, seed=seed,
+                     reward_head=objective != "lm")
+
+
+def _checkpoint(stage_dir: Path) -> Path:
+    import json
+
+    return Path(json.loads((stage_dir / "manifest.json").read_text())["checkpoint"])
+
+
+def model_checkpoint(run_dir: str, stage: str) -> str:
+    """The checkpoint of a finished model stage, e.g. ``reward_models/sorm``."""
+    require_done(Path(run_dir) / Path(stage).parent, Path(stage).name)
+    return str(_checkpoint(Path(run_dir) / stage))

@@ -1,0 +1,109 @@
+"""Metrics of the paper's tables (App. B, Tables 1-3, App. D, App. G, 4.2)."""
+
+from __future__ import annotations
+
+import math
+import random
+from itertools import combinations
+
+import pytest
+
+from glore_ray import metrics as m
+
+
+def test_majority_vote_normalises_and_breaks_ties_by_first_occurrence():
+    assert m.majority_vote(["1,000", "7", "1000.0", "7"]) == "1000"
+    assert m.majority_vote(["7", "3", "3", "7"]) == "7"
+    assert m.majority_vote(["3", "7", "7", "3"]) == "3"
+    assert m.majority_vote([None, None, "x"]) is None
+    assert m.majority_vote([None, "4", None]) == "4"
+
+
+def test_maj_at_k_uses_first_k_samples():
+    answers = [["1", "2", "2"], ["5", "5", "6"], ["9", "8", "8"]]
+    refs = ["2", "5", "9"]
+    assert m.maj_at_k(answers, refs, k=1) == pytest.approx(2 / 3)  # maj@1 is the first sample
+    assert m.maj_at_k(answers, refs, k=3) == pytest.approx(2 / 3)
+    assert m.maj_at_k([["2", "1", "1"]], ["2"], k=3) == 0.0
+    with pytest.raises(ValueError, match="answers has 1 items but references has 2"):
+        m.maj_at_k([["1"]], ["1", "2"], k=1)
+
+
+def test_pass_at_k_is_unbiased():
+    # Against brute force: the share of k-subsets of n samples that contain a correct one.
+    for n, c, k in [(5, 2, 2), (6, 1, 3), (8, 0, 4), (4, 4, 1), (10, 3, 10)]:
+        flags = [True] * c + [False] * (n - c)
+        subsets = list(combinations(flags, k))
+        assert m.pass_at_k(n, c, k) == pytest.approx(sum(any(s) for s in subsets) / len(subsets))
+    assert m.mean_pass_at_k([[True, False], [False, False]], k=1) == 0.25
+    with pytest.raises(ValueError, match="k <= n"):
+        m.pass_at_k(3, 1, 4)
+
+
+def test_rerank_at_k_takes_top_score_first_on_ties():
+    scores = [[0.1, 0.9, 0.5], [0.7, 0.7, 0.2]]
+    correct = [[False, True, False], [True, False, False]]
+    assert m.rerank_at_k(scores, correct, k=3) == 1.0
+    assert m.rerank_at_k(scores, correct, k=1) == 0.5
+    assert m.rerank_pick([0.3, 0.8, 0.8]) == 1
+
+
+def test_step_and_final_accuracy_with_error_rates():
+    scores = [[0.9, 0.6, 0.2], [0.8, 0.4]]
+    labels = [[1, 0, 0], [1, -1]]
+    out = m.step_accuracy(scores, labels, threshold=0.5)
+    assert out["n"] == 4 and out["accuracy"] == 0.75
+    assert (out["false_positives"], out["false_negatives"], out["fp_rate"], out["fn_rate"]) == (1, 0, 0.5, 0.0)
+    final = m.final_answer_accuracy(scores, [False, True], threshold=0.5)
+    assert final["accuracy"] == 0.5 and final["false_negatives"] == 1 and final["fn_rate"] == 1.0
+    assert m.classification([0.5], [1], threshold=0.5)["false_negatives"] == 1  # <= T is negative
+    with pytest.raises(ValueError, match="differ in length"):
+        m.step_accuracy([[0.1]], [[1, 0]])
+
+
+def test_first_error_location_accuracy():
+    assert m.first_error([0.9, 0.5, 0.1], threshold=0.5) == 1
+    assert m.first_error([0.9, 0.8]) is None
+    predicted = [m.first_error(s) for s in ([0.9, 0.3, 0.2], [0.2, 0.9], [0.9, 0.9])]
+    assert m.first_error_accuracy(predicted, [[1, 0, 0], [1, 0], [1, 1]]) == pytest.approx(2 / 3)
+
+
+def test_rerank_heuristics_app_d():
+    s = [0.8, 0.5, 0.9]
+    got = {h: m.aggregate_step_scores(s, h) for h in m.RERANK_HEURISTICS}
+    assert got["final"] == 0.9 and got["min"] == 0.5
+    assert got["mean"] == pytest.approx(2.2 / 3) and got["product"] == pytest.approx(0.36)
+    assert got["weighted_mean"] == pytest.approx((0.8 / 3 + 0.5 / 2 + 0.9) / (1 / 3 + 1 / 2 + 1))
+    assert got["penultimate_mean"] == pytest.approx(0.7)
+    assert m.aggregate_step_scores([0.4], "penultimate_mean") == 0.4
+    with pytest.raises(ValueError, match="unknown rerank heuristic"):
+        m.aggregate_step_scores(s, "median")
+    # Sample 0: high final, one bad step; sample 1: uniform. Heuristics disagree on the pick.
+    step_scores = [[[0.9, 0.1, 0.95], [0.7, 0.7, 0.7]]]
+    by = m.rerank_by_heuristic(step_scores, [[True, False]])
+    assert by["final"] == 1.0 and by["min"] == 0.0 and by["mean"] == 0.0 and set(by) == set(m.RERANK_HEURISTICS)
+
+
+def test_fix_and_damage_rates_and_fixed_set_overlap():
+    draft = [False, False, False, True, True]
+    glob = [True, False, True, True, False]
+    local = [True, True, False, True, True]
+    assert m.fix_rate(draft, glob) == pytest.approx(2 / 3) and m.damage_rate(draft, glob) == 0.5
+    assert m.damage_rate(draft, local) == 0.0
+    ids = list("abcde")
+    a, b = m.fixed_set(ids, draft, glob), m.fixed_set(ids, draft, local)
+    assert (a, b) == ({"a", "c"}, {"a", "b"})
+    assert m.overlap(a, b) == {"only_a": 1, "only_b": 1, "both": 1, "union": 3, "jaccard": 1 / 3}
+    assert math.isnan(m.fix_rate([True], [True]))  # no incorrect drafts: undefined, not 0
+
+
+def test_label_agreement_app_g():
+    out = m.label_agreement([[1, 1, 0], [1, -1]], [[1, 0, 0], [0, 1]])
+    assert out == {"n_steps": 4, "agreement": 0.5, "false_positives": 2, "false_negatives": 0}
+
+
+def test_random_scores_give_chance_accuracy():
+    rng = random.Random(0)
+    labels = [rng.randint(0, 1) for _ in range(4000)]
+    scores = [rng.random() for _ in labels]
+    assert abs(m.classification(scores, labels)["accuracy"] - 0.5) < 0.04

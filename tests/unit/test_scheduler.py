@@ -1,0 +1,165 @@
+"""The efficient SORM scheduler gives the naive procedure's labels for far fewer rollouts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from labeling_fakes import FakeVerifier, make_samples
+
+from glore_ray.config import LabelConfig
+from glore_ray.labeling.refine_pairs import local_triples
+from glore_ray.labeling.scheduler import efficient_labels, naive_labels, sorm_labels
+from glore_ray.labeling.sorm import VerifyResult
+from glore_ray.tasks.steps import step_result
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_samples(60, 5)  # 300 solutions, about half incorrect
+
+
+def _both(world, **overrides):
+    problems, samples = world
+    config = dataclasses.replace(LabelConfig(), **overrides)
+    return (naive_labels(samples, FakeVerifier(problems), config),
+            efficient_labels(samples, FakeVerifier(problems), config))
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"sorm_chunk": 1},
+    {"sorm_chunk": 8},
+    {"sorm_chunk": 3, "sorm_k": 5},
+    {"strict_consistency": True},
+    {"consistency": False},
+])
+def test_efficient_labels_equal_naive_and_cost_much_less(world, overrides):
+    naive, fast = _both(world, **overrides)
+    assert [r["labels"] for r in fast.rows] == [r["labels"] for r in naive.rows]
+    assert len(fast.rows) == 300
+    # Not a trivial world: both classes and every kind of label pattern occur.
+    patterns = {tuple(r["labels"]) for r in naive.rows}
+    assert any(0 < sum(p) < len(p) for p in patterns) and any(sum(p) == 0 for p in patterns)
+    assert fast.stats.rollouts_requested < 0.4 * naive.stats.rollouts_requested
+    assert fast.stats.tokens_generated < 0.4 * naive.stats.tokens_generated
+    assert fast.stats.rollouts_requested == len(fast.rollouts)
+
+
+def test_efficient_rollouts_are_the_naive_ones(world):
+    naive, fast = _both(world)
+    by_key = {(r["prefix_key"], r["sample_index"]): r["text"] for r in naive.rollouts}
+    assert all(by_key[(r["prefix_key"], r["sample_index"])] == r["text"] for r in fast.rollouts)
+    assert len({(r["prefix_key"], r["sample_index"]) for r in fast.rollouts}) == len(fast.rollouts)  # no repeats
+
+
+def test_local_refinement_targets_equal_naive(world):
+    naive, fast = _both(world)
+    assert local_triples(fast.rows, None, seed=0)[0] == local_triples(naive.rows, None, seed=0)[0]
+
+
+def test_without_rule1_raw_labels_equal_naive(world):
+    naive, fast = _both(world, propagate_positive=False)
+    assert [r["labels"] for r in fast.rows] == [r["raw_labels"] for r in naive.rows]
+    assert naive.stats.labels_by_rule1 == 0 and fast.stats.labels_by_rule1 == 0
+    # Early stop and de-duplication still save rollouts; correct solutions now need them too.
+    assert fast.stats.rollouts_requested < 0.6 * naive.stats.rollouts_requested
+    assert fast.stats.prefixes_deduplicated > 0
+
+
+def test_waves_batch_across_solutions(world):
+    problems, samples = world
+    verifier = FakeVerifier(problems)
+    result = efficient_labels(samples, verifier, LabelConfig(sorm_chunk=2, sorm_k=8))
+    max_prefixes = max(len(r["labels"]) for r in result.rows) - 1
+    assert result.stats.waves <= max_prefixes * 4  # ceil(K / chunk) rounds per prefix depth
+    assert verifier.calls[0] > 100  # the first wave asks for every incorrect solution at once
+    assert sum(verifier.calls) == result.stats.rollouts_requested
+
+
+def test_sorm_labels_dispatches_on_config(world):
+    problems, samples = world
+    small = samples[:20]
+    assert sorm_labels(small, FakeVerifier(problems), LabelConfig(scheduler="naive")).stats.waves == 0
+    assert sorm_labels(small, FakeVerifier(problems), LabelConfig()).stats.waves > 0
+
+
+# --- hand-built cases --------------------------------------------------------------------------
+
+PROMPT = "Q: Ava has 5 pens.\nA: "
+
+
+def _sample(text, correct, qid="q"):
+    return {"question_id": qid, "prompt": PROMPT, "text": text, "correct": correct, "answer": "20"}
+
+
+class Scripted:
+    """Rollout success decided by a table {(prefix last line, sample index): success}."""
+
+    def __init__(self, wins):
+        self.wins, self.calls = wins, []
+
+    def __call__(self, batch):
+        self.calls.append([(r.prefix.splitlines()[-1], r.sample_index) for r in batch])
+        out = []
+        for r in batch:
+            win = self.wins.get((r.prefix.splitlines()[-1], r.sample_index), False)
+            # A win uses the prefix's last result R_i, so it passes the consistency check.
+            text = f"{step_result(r.prefix.splitlines()[-1])} + 5 = 20\n#### 20" if win else "#### 3"
+            out.append(VerifyResult(text, win, 3))
+        return out
+
+
+WRONG = "2 + 3 = 5\n5 * 3 = 15\n15 + 1 = 16\n#### 16"
+
+
+def test_correct_solution_needs_no_rollouts():
+    verifier = Scripted({})
+    result = efficient_labels([_sample("2 + 3 = 5\n5 * 4 = 20\n#### 20", True)], verifier, LabelConfig())
+    assert result.rows[0]["labels"] == [1, 1, 1] and verifier.calls == []
+    assert result.stats.labels_by_rule1 == 2
+
+
+def test_scan_stops_at_first_positive_from_the_end():
+    # P_2 and P_1 fail all 8 samples; P_0 succeeds at its 4th: chunks of 2 stop it after 4.
+    verifier = Scripted({("2 + 3 = 5", 3): True})
+    result = efficient_labels([_sample(WRONG, False)], verifier, LabelConfig(sorm_chunk=2))
+    assert result.rows[0]["labels"] == [1, 0, 0, 0]
+    asked = [pair for call in verifier.calls for pair in call]
+    assert [j for line, j in asked if line == "15 + 1 = 16"] == list(range(8))
+    assert [j for line, j in asked if line == "2 + 3 = 5"] == [0, 1, 2, 3]  # stopped after the hit
+    assert result.rows[0]["raw_labels"] == [1, 0, 0, 0]
+    assert result.rows[0]["witnesses"][0] == "5 + 5 = 20\n#### 20"
+
+
+def test_positive_late_step_decides_earlier_ones():
+    verifier = Scripted({("5 * 3 = 15", 0): True})
+    result = efficient_labels([_sample(WRONG, False)], verifier, LabelConfig(sorm_chunk=1))
+    assert result.rows[0]["labels"] == [1, 1, 0, 0]
+    assert result.rows[0]["raw_labels"] == [-1, 1, 0, 0]
+    assert result.stats.rollouts_requested == 8 + 1 and result.stats.labels_by_rule1 == 1
+
+
+def test_identical_prefixes_are_verified_once():
+    other = "2 + 3 = 5\n5 * 3 = 15\n15 + 2 = 17\n#### 17"  # shares P_0 and P_1 with WRONG
+    samples = [_sample(WRONG, False), _sample(other, False), _sample(WRONG, False, qid="q2")]
+    result = efficient_labels(samples, Scripted({}), LabelConfig())
+    assert result.stats.prefixes_verified == 7  # q: P_0, P_1, two different P_2; q2: 3
+    assert result.stats.rollouts_requested == 8 * result.stats.prefixes_verified
+    assert result.stats.prefixes_deduplicated == 9 - result.stats.prefixes_verified
+    assert [r["labels"] for r in result.rows] == [[0, 0, 0, 0]] * 3
+
+
+def test_single_line_solution_and_empty_text():
+    result = efficient_labels([_sample("#### 20", True), _sample("  \n", False)], Scripted({}), LabelConfig())
+    assert [r["labels"] for r in result.rows] == [[1]]
+    assert result.stats.skipped_empty == 1 and result.stats.rollouts_requested == 0
+
+
+def test_bad_verifier_and_bad_rows_are_named():
+    with pytest.raises(ValueError, match="one VerifyResult per request"):
+        efficient_labels([_sample(WRONG, False)], lambda batch: [], LabelConfig())
+    bad = _sample(WRONG, False)
+    del bad["answer"]
+    with pytest.raises(ValueError, match="sample 0 .*'answer'"):
+        efficient_labels([bad], Scripted({}), LabelConfig())
