@@ -1,13 +1,228 @@
-zip(answers, references, strict=Truezip(scores, correct, strict=Truezip(scores, labels, strict=Truezip(step_scores, step_labels, strict=Truezip(_same(ss, ys), ys, strict=Truezip(predicted, step_labels, strict=Truezip(weights, scores, strict=Truezip(picks, correct, strict=Truezip(draft_correct, refined_correct, strict=Truezip(draft_correct, refined_correct, strict=Truezip(ids, draft_correct, refined_correct, strict=Truezip(labels, exact, strict=Truezip(_same(ys, ts), ts, strict=True) if y in (0, 1)]
+"""The paper's metrics, over plain lists (App. B Table 5, Tables 1-3, App. D, App. G, 4.2).
+
+Conventions: a (S)ORM score is a probability in [0, 1]; a step is *predicted* positive iff its
+score is above the threshold, so the first step with score <= T is the predicted first error
+(paper 4.2: "the first step S_i such that ORM(S_i) <= T"). Labels of -1 (balanced away) are
+skipped everywhere. A rate over an empty set is NaN (undefined), never 0.
+
+>>> majority_vote(["18", "18.0", "7", None])
+'18'
+>>> round(pass_at_k(n=4, c=1, k=2), 3)
+0.5
+>>> aggregate_step_scores([0.9, 0.2, 0.8], "min")
+0.2
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from glore_ray.tasks.grading import answers_match, normalize_answer
+
+# ---------------------------------------------------------------------------------------------
+# Sampling metrics (App. B, Table 5)
+
+
+def majority_vote(answers: list[str | None]) -> str | None:
+    """The most frequent normalised answer (``18`` == ``18.0``); ``None`` answers do not vote.
+
+    Ties go to the answer that occurs first in ``answers``, so a vote never depends on hashing
+    and maj@1 is the first sample's answer.
+
+    >>> majority_vote(["3", "4", "4", "3"])
+    '3'
+    """
+    normal = [normalize_answer(a) for a in answers]
+    counts = Counter(a for a in normal if a is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a in normal if a is not None and counts[a] == best)
+
+
+def maj_at_k(answers: list[list[str | None]], references: list[str], k: int) -> float:
+    """Accuracy of the majority vote over each question's first ``k`` sampled answers."""
+    _same_length(answers, references, "answers", "references")
+    return _mean([answers_match(majority_vote(a[:k]), ref) for a, ref in zip(answers, references, strict=True)])
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k) (Chen et al. 2021)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def mean_pass_at_k(correct: list[list[bool]], k: int) -> float:
+    """pass@k averaged over questions, each from its own list of per-sample correctness."""
+    return _mean([pass_at_k(len(c), sum(c), k) for c in correct])
+
+
+def rerank_pick(scores: list[float]) -> int:
+    """Index of the top-scored candidate; ties go to the earliest (the draft, when it is first)."""
+    if not scores:
+        raise ValueError("rerank_pick: no candidates")
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def rerank_at_k(scores: list[list[float]], correct: list[list[bool]], k: int) -> float:
+    """Accuracy when each question keeps the top-scored of its first ``k`` samples."""
+    _same_length(scores, correct, "scores", "correct")
+    return _mean([c[rerank_pick(s[:k])] for s, c in zip(scores, correct, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reward-model classification (Tables 1-2, 4.1)
+
+
+def classification(scores: list[float], labels: list[int], threshold: float = 0.5) -> dict:
+    """Accuracy, false-positive and false-negative counts and rates of ``score > threshold``
+    against 0/1 labels (-1 skipped). FP rate = FP / negatives, FN rate = FN / positives."""
+    _same_length(scores, labels, "scores", "labels")
+    pairs = [(s > threshold, y == 1) for s, y in zip(scores, labels, strict=True) if y in (0, 1)]
+    tp = sum(p and y for p, y in pairs)
+    tn = sum(not p and not y for p, y in pairs)
+    fp = sum(p and not y for p, y in pairs)
+    fn = sum(not p and y for p, y in pairs)
+    return {"n": len(pairs), "accuracy": _ratio(tp + tn, len(pairs)), "positives": tp + fn,
+            "false_positives": fp, "false_negatives": fn,
+            "fp_rate": _ratio(fp, fp + tn), "fn_rate": _ratio(fn, fn + tp)}
+
+
+def step_accuracy(step_scores: list[list[float]], step_labels: list[list[int]], threshold: float = 0.5) -> dict:
+    """Table 1: :func:`classification` over every labelled step of every solution."""
+    _same_length(step_scores, step_labels, "step_scores", "step_labels")
+    flat = [pair for ss, ys in zip(step_scores, step_labels, strict=True) for pair in _steps(ss, ys)]
+    return classification([s for s, _ in flat], [y for _, y in flat], threshold)
+
+
+def final_answer_accuracy(step_scores: list[list[float]], correct: list[bool], threshold: float = 0.5) -> dict:
+    """Table 2: :func:`classification` of the last step's score against final correctness."""
+    _same_length(step_scores, correct, "step_scores", "correct")
+    return classification([s[-1] for s in step_scores], [int(c) for c in correct], threshold)
+
+
+def first_error(scores: list[float], threshold: float = 0.5) -> int | None:
+    """0-based index of the first step with score <= threshold (paper 4.2), else ``None``.
+
+    >>> first_error([0.9, 0.4, 0.8])
+    1
+    """
+    return next((i for i, s in enumerate(scores) if s <= threshold), None)
+
+
+def first_negative(labels: list[int]) -> int | None:
+    """0-based index of the first 0 label, else ``None`` (the true first error)."""
+    return next((i for i, y in enumerate(labels) if y == 0), None)
+
+
+def first_error_accuracy(predicted: list[int | None], step_labels: list[list[int]]) -> float:
+    """Share of solutions whose predicted first error equals the labels' first 0 (``None`` ==
+    ``None`` counts: both say the solution has no error)."""
+    _same_length(predicted, step_labels, "predicted", "step_labels")
+    return _mean([p == first_negative(y) for p, y in zip(predicted, step_labels, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reranking with step scores (App. D)
+
+RERANK_HEURISTICS = ("final", "mean", "weighted_mean", "min", "product", "penultimate_mean")
+
+
+def aggregate_step_scores(scores: list[float], method: str) -> float:
+    """One rerank score from per-step scores (App. D).
+
+    ``weighted_mean``: the paper prints weights 1/(L-i-1), which divide by zero at i = L-1; we
+    read it as weights growing toward the end, 1/(L-i+1) for 1-based i (last step 1, the one
+    before 1/2, ...), normalised to sum to one. ``penultimate_mean``: printed as
+    (ORM(S_{L-1}) - ORM(S_L)) / 2; a "mean" and the runner-up to ``final`` in Fig. 5 only make
+    sense as (ORM(S_{L-1}) + ORM(S_L)) / 2, which is what we compute (``final`` when L = 1).
+
+    >>> aggregate_step_scores([0.5, 1.0], "weighted_mean") == (0.5 / 2 + 1.0) / 1.5
+    True
+    """
+    if not scores:
+        raise ValueError("aggregate_step_scores: a solution with no steps")
+    if method == "final":
+        return scores[-1]
+    if method == "mean":
+        return sum(scores) / len(scores)
+    if method == "weighted_mean":
+        n = len(scores)
+        weights = [1 / (n - i) for i in range(n)]  # 0-based i: 1/(L-i) == 1/(L-(i+1)+1)
+        return sum(w * s for w, s in zip(weights, scores, strict=True)) / sum(weights)
+    if method == "min":
+        return min(scores)
+    if method == "product":
+        return math.prod(scores)
+    if method == "penultimate_mean":
+        return (scores[-2] + scores[-1]) / 2 if len(scores) > 1 else scores[-1]
+    raise ValueError(f"unknown rerank heuristic {method!r}; known: {RERANK_HEURISTICS}")
+
+
+def rerank_by_heuristic(step_scores: list[list[list[float]]], correct: list[list[bool]],
+                        methods: tuple[str, ...] = RERANK_HEURISTICS) -> dict[str, float]:
+    """Fig. 5: reranking accuracy with each heuristic. ``step_scores[q][s]`` are the step
+    scores of sample s of question q; ``correct[q][s]`` its correctness."""
+    _same_length(step_scores, correct, "step_scores", "correct")
+    out = {}
+    for method in methods:
+        picks = [rerank_pick([aggregate_step_scores(s, method) for s in q]) for q in step_scores]
+        out[method] = _mean([c[p] for p, c in zip(picks, correct, strict=True)])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Refinement (Table 3, Fig. 3-4, 4.2) and label quality (App. G)
+
+
+def fix_rate(draft_correct: list[bool], refined_correct: list[bool]) -> float:
+    """Share of incorrect drafts whose refinement is correct (Table 3)."""
+    _same_length(draft_correct, refined_correct, "draft_correct", "refined_correct")
+    return _mean([r for d, r in zip(draft_correct, refined_correct, strict=True) if not d])
+
+
+def damage_rate(draft_correct: list[bool], refined_correct: list[bool]) -> float:
+    """Share of correct drafts whose refinement is incorrect (refining when it should not)."""
+    _same_length(draft_correct, refined_correct, "draft_correct", "refined_correct")
+    return _mean([not r for d, r in zip(draft_correct, refined_correct, strict=True) if d])
+
+
+def fixed_set(ids: list[str], draft_correct: list[bool], refined_correct: list[bool]) -> set[str]:
+    """Ids of the incorrect drafts a refiner fixed."""
+    _same_length(ids, draft_correct, "ids", "draft_correct")
+    return {i for i, d, r in zip(ids, draft_correct, refined_correct, strict=True) if not d and r}
+
+
+def overlap(fixed_a: set[str], fixed_b: set[str]) -> dict:
+    """How (dis)joint two fixed-sets are (4.2: global and local fix complementary problems).
+
+    >>> overlap({"a", "b"}, {"b", "c"})["jaccard"]
+    0.3333333333333333
+    """
+    union = fixed_a | fixed_b
+    return {"only_a": len(fixed_a - fixed_b), "only_b": len(fixed_b - fixed_a), "both": len(fixed_a & fixed_b),
+            "union": len(union), "jaccard": _ratio(len(fixed_a & fixed_b), len(union))}
+
+
+def label_agreement(labels: list[list[int]], exact: list[list[int]]) -> dict:
+    """App. G: how often generated step labels equal exact ones (-1 generated labels skipped).
+    False positive: label 1 on an invalid step; false negative: 0 on a valid one."""
+    _same_length(labels, exact, "labels", "exact")
+    pairs = [(y, t) for ys, ts in zip(labels, exact, strict=True) for y, t in _steps(ys, ts) if y in (0, 1)]
     return {"n_steps": len(pairs), "agreement": _ratio(sum(y == t for y, t in pairs), len(pairs)),
             "false_positives": sum(y == 1 and t == 0 for y, t in pairs),
             "false_negatives": sum(y == 0 and t == 1 for y, t in pairs)}
 
 
-def _same(a: list, b: list) -> list:
+def _steps(a: list, b: list) -> list[tuple]:
+    """Per-step pairs of one solution; a clear error when the two lists disagree in length."""
     if len(a) != len(b):
         raise ValueError(f"per-step lists differ in length: {len(a)} scores/labels vs {len(b)}")
-    return a
+    return list(zip(a, b, strict=True))
 
 
 def _same_length(a: list, b: list, name_a: str, name_b: str) -> None:

@@ -1,4 +1,199 @@
-zip(requests, results, owners, strict=Truezip(raw, labels, strict=Truezip(raw, labels, strict=Truezip(requests, results, owners, strict=True):
+"""Which verifying rollouts to make for SORM labels: the paper's naive procedure and the
+efficient scheduler that gives identical labels for far fewer rollouts (DESIGN §5).
+
+Both take the same ``verify(batch: list[VerifyRequest]) -> list[VerifyResult]`` callback (the
+Ray stage wraps the rollout layer; tests pass a deterministic fake). A rollout is fixed by
+(question id, prefix text, sample index), so both schedulers see the same rollout for the same
+request and the labels agree exactly.
+
+Naive (paper 3.1 step 2): K rollouts from every prefix P_i, i < L, of every solution.
+Efficient, with post-processing (1) on, the label of step i is 1 iff some step k >= i has a
+positive raw label, so:
+  - a correct solution is all positive without a rollout (its own P_L is positive);
+  - an incorrect solution is scanned from its last non-answer step backwards and the scan stops
+    at the first positive prefix: rule (1) decides every earlier step;
+  - a prefix stops sampling at its first counting rollout (``any`` over K is decided), sampled
+    in chunks of ``sorm_chunk`` per wave; results are used in sample-index order, so the first
+    counting rollout (the local refiner's target) is the same one the naive procedure finds;
+  - a prefix shared by several samples of a question is verified once;
+  - all solutions advance together in waves, so every verify call is large.
+With rule (1) off only the per-prefix early stop and the de-duplication apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from glore_ray.config import LabelConfig
+from glore_ray.labeling.sorm import (
+    VerifyRequest,
+    VerifyResult,
+    label_row,
+    prefix_key,
+    propagate_positive,
+    rollout_counts,
+    solution_steps,
+)
+from glore_ray.tasks.steps import join_steps
+
+Verify = Callable[[list[VerifyRequest]], list[VerifyResult]]
+UNKNOWN = -1  # raw label of a prefix the efficient scheduler never rolled out
+
+
+@dataclass
+class SormStats:
+    solutions: int = 0
+    skipped_empty: int = 0  # samples with no steps at all: no label row
+    rollouts_requested: int = 0
+    tokens_generated: int = 0
+    prefixes_consulted: int = 0  # (solution, step) pairs whose label came from rollouts
+    prefixes_verified: int = 0  # distinct (question, prefix) rolled out
+    prefixes_deduplicated: int = 0  # consulted - verified: served by another sample's rollouts
+    # naive: labels rule (1) changed; efficient: labels rule (1) set with no rollout of their own
+    labels_by_rule1: int = 0
+    consistency_rejected: int = 0  # correct rollouts that failed the consistency check (2)
+    verify_calls: int = 0
+    waves: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SormResult:
+    rows: list[dict]  # label rows (step_bce format + audit fields), in input order
+    rollouts: list[dict]  # every rollout made, for the audit Parquet
+    stats: SormStats
+
+
+@dataclass
+class _Prefix:
+    """One distinct (question, prefix) and what its rollouts found so far."""
+
+    request: VerifyRequest  # template: sample_index 0
+    steps: list[str]
+    made: int = 0  # rollouts made (sample indices 0..made-1)
+    success: bool = False
+    witness: str | None = None  # suffix of the first counting rollout, by sample index
+
+    def decided(self, k: int) -> bool:
+        return self.success or self.made >= k
+
+
+@dataclass
+class _Solution:
+    sample: dict
+    steps: list[str]
+    prefixes: list[_Prefix]  # P_0..P_{L-2}; the last step needs no rollout
+    labels: list[int] = field(default_factory=list)
+    cursor: int = -1  # efficient scan: the prefix being decided (-1: done)
+
+
+def sorm_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+    """SORM label rows for ``samples`` ({question_id, prompt, text, correct, answer}) with the
+    scheduler ``config.scheduler`` names; post-processing (1) and (2) as configured."""
+    run = naive_labels if config.scheduler == "naive" else efficient_labels
+    return run(samples, verify, config)
+
+
+def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+    """The paper's procedure: K rollouts from every non-final prefix of every solution."""
+    stats, rollouts = SormStats(), []
+    solutions = _parse(samples, stats, table=None)
+    requests, owners = [], []
+    for s in solutions:
+        for p in s.prefixes:
+            stats.prefixes_consulted += 1
+            for j in range(config.sorm_k):
+                requests.append(_with_sample(p.request, j))
+                owners.append(p)
+    results = _call(verify, requests, config.sorm_max_batch, stats)
+    for request, result, p in zip(requests, results, owners, strict=True):
+        _record(p, request, result, config, stats, rollouts)
+    stats.prefixes_verified = sum(len(s.prefixes) for s in solutions)  # no sharing
+    rows = []
+    for s in solutions:
+        raw = [int(p.success) for p in s.prefixes] + [int(s.sample["correct"])]
+        labels, changed = propagate_positive(raw) if config.propagate_positive else (raw, 0)
+        stats.labels_by_rule1 += changed
+        rows.append(_row(s, labels, raw))
+    return SormResult(rows, rollouts, stats)
+
+
+def efficient_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+    """Labels equal to :func:`naive_labels` under the same rollouts, for far fewer rollouts."""
+    stats, rollouts, table = SormStats(), [], {}
+    solutions = _parse(samples, stats, table)
+    consulted: set[tuple[int, int]] = set()
+    for s in solutions:
+        correct = s.sample["correct"]
+        s.labels = [UNKNOWN] * (len(s.steps) - 1) + [int(correct)]
+        rule1_done = config.propagate_positive and correct
+        s.cursor = -1 if rule1_done else len(s.prefixes) - 1
+    while True:
+        wanted: dict[str, _Prefix] = {}
+        for n, s in enumerate(solutions):
+            for i, p in _wanted(s, config):
+                consulted.add((n, i))
+                wanted.setdefault(p.request.seed_key, p)
+        if not wanted:
+            break
+        _wave(list(wanted.values()), verify, config, stats, rollouts)
+    rows = []
+    for s in solutions:
+        raw = [_raw(p, config.sorm_k) for p in s.prefixes] + [int(s.sample["correct"])]
+        labels = _final_labels(s, raw, config, stats)
+        rows.append(_row(s, labels, raw))
+    stats.prefixes_consulted = len(consulted)
+    stats.prefixes_verified = sum(p.made > 0 for p in table.values())
+    stats.prefixes_deduplicated = stats.prefixes_consulted - stats.prefixes_verified
+    return SormResult(rows, rollouts, stats)
+
+
+def _wanted(s: _Solution, config: LabelConfig) -> list[tuple[int, _Prefix]]:
+    """The undecided prefixes solution ``s`` needs next (advancing its scan over decided ones)."""
+    k = config.sorm_k
+    if not config.propagate_positive:
+        return [(i, p) for i, p in enumerate(s.prefixes) if not p.decided(k)]
+    while s.cursor >= 0:
+        p = s.prefixes[s.cursor]
+        if not p.decided(k):
+            return [(s.cursor, p)]
+        if p.success:  # rule (1): the first positive from the end decides every earlier step
+            s.cursor = -1
+        else:
+            s.cursor -= 1
+    return []
+
+
+def _final_labels(s: _Solution, raw: list[int], config: LabelConfig, stats: SormStats) -> list[int]:
+    if not config.propagate_positive:
+        return raw
+    last_positive = max((i for i, r in enumerate(raw) if r == 1), default=-1)
+    labels = [1 if i <= last_positive else 0 for i in range(len(raw))]
+    # Steps before the scan's positive were never rolled out: rule (1) set them.
+    pairs = list(zip(raw, labels, strict=True))
+    stats.labels_by_rule1 += sum(r == UNKNOWN and label == 1 for r, label in pairs)
+    if any(r == UNKNOWN and label == 0 for r, label in pairs):
+        raise AssertionError(f"scheduler bug: undecided negative step in {s.sample['question_id']}")
+    return labels
+
+
+def _raw(p: _Prefix, k: int) -> int:
+    return int(p.success) if p.decided(k) else UNKNOWN
+
+
+def _wave(pending: list[_Prefix], verify: Verify, config: LabelConfig, stats: SormStats, rollouts: list) -> None:
+    """One round: the next chunk of samples for every pending prefix, in one batched call."""
+    stats.waves += 1
+    requests, owners = [], []
+    for p in pending:
+        for j in range(p.made, min(p.made + config.sorm_chunk, config.sorm_k)):
+            requests.append(_with_sample(p.request, j))
+            owners.append(p)
+    results = _call(verify, requests, config.sorm_max_batch, stats)
+    for request, result, p in zip(requests, results, owners, strict=True):
         _record(p, request, result, config, stats, rollouts)
 
 

@@ -1,4 +1,108 @@
-zip(labels, out, strict=True))
+"""SORM step labels: records, the per-rollout rule and post-processing (paper 3.1 step 2).
+
+The raw label of step i is 1 iff some verifying rollout from prefix P_i reaches the right answer
+and (when switched on) passes the consistency check (post-processing (2)). The last step P_L is
+the whole solution: its label is the solution's own correctness, no rollouts needed. Then
+(1) a positive at step i makes every earlier step positive, and (3), training set only, the
+labels are balanced at each prefix length by marking the majority class's excess as -1
+("ignore": the training collator skips it).
+
+Which prefixes get rolled out, and how many times, is the scheduler's business
+(:mod:`glore_ray.labeling.scheduler`); this module holds what both schedulers share.
+
+>>> propagate_positive([0, 1, 0, 0])
+([1, 1, 0, 0], 1)
+>>> rollout_counts(VerifyResult("5 * 2 = 10\\n#### 10", True, 9), ["2 + 3 = 5"], consistency=True)
+(True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from glore_ray.tasks.steps import is_consistent, join_steps, split_steps, unused_results
+
+IGNORE = -1  # label the training collator skips (post-processing (3))
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """One verifying rollout to make: continue ``prompt + prefix`` once.
+
+    ``seed_key`` + ``sample_index`` fix the rollout (see :func:`rollout_seed`): the same prefix
+    of the same question gets the same rollouts in every scheduler and in every sample holding
+    that prefix, which is what makes the efficient scheduler's labels equal the naive ones.
+    """
+
+    solution_key: str  # the (first) solution asking for this prefix: "<question_id>/<row>"
+    question_id: str
+    prompt: str  # the student prompt ``Q: {question}\\nA: ``
+    prefix: str  # P_i: steps 1..i, one per line, newline-terminated
+    prefix_index: int  # i, 0-based, in the solution ``solution_key``
+    sample_index: int  # j in 0..K-1
+    answer: str  # the reference answer the rollout is graded against
+    seed_key: str  # :func:`prefix_key` of (question_id, prefix)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What the generator made for one :class:`VerifyRequest`."""
+
+    text: str  # the generated suffix only (the text after the prefix)
+    correct: bool  # graded with the one grader against ``answer``
+    num_tokens: int  # generated tokens, for the cost report
+
+
+def prefix_key(question_id: str, prefix: str) -> str:
+    """Stable key of (question, prefix text): equal prefixes of one question share rollouts.
+
+    >>> prefix_key("q1", "2 + 3 = 5\\n") == prefix_key("q1", "2 + 3 = 5\\n")
+    True
+    """
+    digest = hashlib.sha256(f"{question_id}\x00{prefix}".encode()).hexdigest()
+    return digest[:20]
+
+
+def rollout_seed(seed_key: str, sample_index: int, run_seed: int = 0) -> int:
+    """The sampling seed of rollout ``sample_index`` from the prefix ``seed_key`` (a 63-bit int).
+
+    The rollout layer must seed each request on its own (not one seed per batch) so a rollout
+    does not depend on which other requests share its batch.
+
+    >>> rollout_seed("ab12", 0) != rollout_seed("ab12", 1)
+    True
+    """
+    digest = hashlib.sha256(f"{seed_key}/{sample_index}/{run_seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def rollout_counts(result: VerifyResult, prefix_steps: list[str], consistency: bool,
+                   strict: bool = False) -> tuple[bool, bool]:
+    """(counts toward the step's label, rejected by the consistency check).
+
+    A rollout counts when it reaches the right answer and, with ``consistency`` on, the prefix's
+    last result R_i (``strict``: and every earlier result unused inside the prefix) appears in
+    its suffix (paper 3.1, post-processing (2)).
+    """
+    if not result.correct:
+        return False, False
+    if not consistency:
+        return True, False
+    earlier = unused_results(prefix_steps) if strict else None
+    ok = is_consistent(result.text, prefix_steps[-1], earlier)
+    return ok, not ok
+
+
+def propagate_positive(labels: list[int]) -> tuple[list[int], int]:
+    """Post-processing (1): every step before a positive step is positive. Returns the new
+    labels and how many it changed. (Accounts for hard problems the student solves from S_i but
+    not from an earlier, equally valid, S_j.)"""
+    last_positive = max((i for i, label in enumerate(labels) if label == 1), default=-1)
+    out = [1 if i <= last_positive else label for i, label in enumerate(labels)]
+    return out, sum(a != b for a, b in zip(labels, out, strict=True))
 
 
 def balance_by_step(rows: list[dict], seed: int) -> tuple[list[dict], int]:

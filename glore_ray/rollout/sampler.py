@@ -18,9 +18,10 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -51,6 +52,7 @@ class RolloutSummary:
     tokens_per_s: float
     shards_written: int
     shards_skipped: int  # already on disk from an earlier run
+    actor_seconds: float = 0.0  # summed in-actor sampling time of the written shards (no start-up, no queueing)
 
     @property
     def rollouts_per_s(self) -> float:
@@ -162,6 +164,7 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
     skipped = sum(stage.has_shard(table, i) for i, _ in plan)
     t0 = time.perf_counter()
     rows = tokens = written = 0
+    busy = 0.0
     for attempt in range(1, rollout_cfg.max_attempts + 1):
         pending = [(i, p) for i, p in plan if not stage.has_shard(table, i)]
         if not pending:
@@ -169,13 +172,14 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
         try:
             for stats in _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed):
                 rows, tokens, written = rows + stats["rows"], tokens + stats["tokens"], written + 1
+                busy += stats["seconds"]
                 _log_progress(written + skipped, len(plan), rows, tokens, time.perf_counter() - t0)
         except Exception as err:  # noqa: BLE001 - sorted below: bad input re-raised, lost actors retried
             cause = _rollout_error(err)
             if cause is not None:
                 raise RolloutError(f"{stage.dir}/{table}: {cause}") from None
-            if attempt == rollout_cfg.max_attempts:
-                raise
+            if _is_user_error(err) or attempt == rollout_cfg.max_attempts:
+                raise  # a bug in the UDF fails the same way on every pass
             log.warning("rollout pass %d failed (%s); re-running the missing shards", attempt, err)
     missing = [i for i, _ in plan if not stage.has_shard(table, i)]
     if missing:
@@ -183,7 +187,7 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
                            f"{rollout_cfg.max_attempts} passes")
     seconds = time.perf_counter() - t0
     summary = RolloutSummary(rows, tokens, round(seconds, 3), tokens / seconds if seconds > 0 else 0.0,
-                             written, skipped)
+                             written, skipped, round(busy, 3))
     log.info("rollouts %s/%s: %s", stage.name, table, summary)
     return summary
 
@@ -206,7 +210,8 @@ def _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, ba
         **resources,
     )
     for row in ds.iter_rows():
-        yield {k: int(row[k]) for k in ("shard", "rows", "tokens")}
+        yield {"shard": int(row["shard"]), "rows": int(row["rows"]), "tokens": int(row["tokens"]),
+               "seconds": float(row["seconds"])}
 
 
 def _check_loadable(model_path, rollout_cfg) -> None:
@@ -235,15 +240,27 @@ def _check_plan(stage, table: str, plan: list[tuple[int, str]]) -> None:
     stage.write_json(path.name, {"digest": digest, "shards": len(plan)})
 
 
-def _rollout_error(err: BaseException) -> BaseException | None:
-    """The RolloutError (bad input) behind a Ray Data failure, if that is what it was."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, RolloutError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
+def _rollout_error(err: BaseException) -> str | None:
+    """The bad-input message behind a Ray Data failure, if that is what it was.
+
+    Ray Data re-raises a UDF's exception as a ``UserCodeException`` that keeps only the traceback
+    text, so the RolloutError is found by its name there. Such an error would fail again on every
+    pass (sampling is deterministic), so the caller raises it instead of retrying.
+    """
+    from ray.exceptions import UserCodeException
+
+    if isinstance(err, RolloutError):
+        return str(err)
+    if not isinstance(err, UserCodeException):
+        return None
+    found = re.findall(r"RolloutError: (.+)", str(err))
+    return found[-1] if found else None
+
+
+def _is_user_error(err: BaseException) -> bool:
+    from ray.exceptions import UserCodeException
+
+    return isinstance(err, UserCodeException)
 
 
 def _log_progress(done: int, total: int, rows: int, tokens: int, seconds: float) -> None:

@@ -7,9 +7,11 @@
 Build it with ``build_app(cfg, loaders)`` (tests pass small real models), or from a config file:
 ``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml`` / ``serve deploy
 configs/serve.yaml``. Nothing here starts Serve at import time.
+
+No ``from __future__ import annotations`` here: FastAPI must resolve the route annotations
+(RefineRequest) at runtime, and Serve's ingress wrapper hides the module globals from it.
 """
 
-from __future__ import annotations
 
 import asyncio
 import dataclasses
@@ -61,6 +63,13 @@ class StageError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+# Everything GloreIngress uses is defined above it: Serve pickles the class by value when the
+# decorators run, so a helper defined later in this module would be missing in the replica.
+def _first_line(err: Exception) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(err).__name__)[:300]
 
 
 def student_prompt(question: str) -> str:
@@ -136,13 +145,8 @@ class GloreIngress:
             plan = refine_plan(body.question, draft, orm_scores, where_scores, opt.when_threshold, opt.where_threshold)
         except ValueError as err:  # scores inconsistent with the draft: a model fault, not the client's
             raise StageError(503, f"policy could not use the model scores: {err}") from None
-        kinds = list(plan.prompts)  # how: global and (when a bad step was found) local, concurrently
-        outputs = await self._timed_all(timings, "refine", deadline, [
-            (kind, "generate", plan.prompts[kind], opt.max_new_tokens) for kind in kinds])
-        solutions = {kind: plan.solution(kind, out) for kind, out in zip(kinds, outputs)}
-        scores = await self._timed_all(timings, "orm_refinements", deadline, [
-            ("orm", "score", prompt, solutions[kind]) for kind in kinds])
-        decision = decide(plan, solutions, dict(zip(kinds, scores)))
+        solutions, scores = await self._refinements(plan, prompt, opt, deadline, timings) if plan.refine else ({}, {})
+        decision = decide(plan, solutions, scores)
         timings["total"] = (time.monotonic() - start) * 1000
         return RefineResponse(
             answer=decision.answer, chosen=_candidate_out(decision.chosen),
@@ -150,6 +154,17 @@ class GloreIngress:
             draft_score=decision.draft_score, draft_source="request" if body.draft is not None else "student",
             bad_step=decision.bad_step, where_model=where_model, where_scores=list(where_scores or []),
             options=opt, timings_ms={k: round(v, 3) for k, v in timings.items()})
+
+    async def _refinements(self, plan, prompt: str, opt: RefineOptions, deadline: float, timings: dict):
+        """How: global and (when a bad step was found) local refinement concurrently, then the ORM
+        scores both (in one batch when they arrive together)."""
+        kinds = list(plan.prompts)
+        outputs = await self._timed_all(timings, "refine", deadline, [
+            (kind, "generate", plan.prompts[kind], opt.max_new_tokens) for kind in kinds])
+        solutions = {kind: plan.solution(kind, out) for kind, out in zip(kinds, outputs)}
+        scores = await self._timed_all(timings, "orm_refinements", deadline, [
+            ("orm", "score", prompt, solutions[kind]) for kind in kinds])
+        return solutions, dict(zip(kinds, scores))
 
     async def _timed(self, timings, stage, deadline, model, method, *args):
         t0 = time.monotonic()
@@ -184,11 +199,6 @@ class GloreIngress:
                 await asyncio.sleep(0.2 * (attempt + 1))
             except Exception as err:  # noqa: BLE001 - any model failure is reported, the replica lives on
                 raise StageError(503, f"stage {stage!r} ({model}) failed: {_first_line(err)}") from None
-
-
-def _first_line(err: Exception) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:300]
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,3 +261,15 @@ def app_builder(args: dict):
         raise ValueError(f"unknown app_builder args {sorted(args)}; known: config, overrides")
     cfg = load_config(path, overrides)
     return build_app(cfg, checkpoint_loaders(cfg))
+
+
+def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None = None, blocking: bool = True):
+    """Start Serve's HTTP proxy on ``serve.host:serve.port``, deploy the app and (by default) block
+    until interrupted. ``loaders`` defaults to the run directory's checkpoints."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    app = build_app(cfg, loaders if loaders is not None else checkpoint_loaders(cfg))
+    return serve.run(app, name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix, blocking=blocking)

@@ -126,16 +126,15 @@ class HFTextGenerator:
 
     def __init__(self, path: str, device: str = "cpu", num_threads: int | None = 1):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from glore_ray.models.loading import load_causal_lm, load_tokenizer
 
         if num_threads:
             torch.set_num_threads(num_threads)  # replicas share few cores; don't oversubscribe
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = load_tokenizer(path)  # [BAD] and a pad token guaranteed
         self.tokenizer.padding_side = "left"  # decoder-only batches pad on the left
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+        self.model = load_causal_lm(path, device=device, tokenizer=self.tokenizer).eval()
         self.device = device
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -165,7 +164,8 @@ def load_hf_generator(path: str) -> HFTextGenerator:
 
 
 def load_reward_scorer(path: str):
-    """The trained ORM/SORM (glore_ray.models.reward.RewardModel: score_steps(prompts, solutions))."""
-    from glore_ray.models.reward import RewardModel  # written by the reward-model stage
+    """The trained ORM/SORM: a RewardModel, whose ``score_steps(prompts, solutions)`` is the scorer
+    interface."""
+    from glore_ray.models.loading import load_reward_model
 
-    return RewardModel.from_pretrained(str(path))
+    return load_reward_model(str(path))

@@ -38,7 +38,7 @@ def run_orm_data(cfg: Config, force: bool = False) -> dict:
                                round=20_000) for q in train]
     samples = with_question(sample_table(cfg, stage, "samples", student, requests, cfg.student.max_new_tokens), train)
     rows = orm_rows(samples)
-    balanced, report = balanced_orm_rows(rows, seed=cfg.run.seed)
+    balanced, report = balanced_orm_rows(rows, seed=cfg.run.seed, keep_single_class=cfg.labels.balanced_orm_keep_single_class)
     stage.write_table("orm", rows)
     stage.write_table("balanced_orm", balanced)
     drafts = [RolloutRequest(q["id"], student_prompt(q["question"]), answer=q["answer"], greedy=True) for q in test]

@@ -154,6 +154,7 @@ def train_loop(config: dict) -> None:
     state = _restore(engine)
     log = MetricsLog(config["out_dir"], state["step"]) if rank == 0 else None
     totals = state.get("totals", {"tokens": 0.0, "padded": 0.0, "seconds": 0.0})
+    resumed = state.get("resumed", 0) + int(state["step"] > 0 and not state.get("finished"))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     truncated = int(ds.all_reduce_sum([truncated])[0])
 
@@ -168,7 +169,7 @@ def train_loop(config: dict) -> None:
             loss, correct, counted = objective_loss(engine, batch, objective)
             engine.backward(loss)
             engine.step()
-            sums = [a + b for a, b in zip(sums, [float(loss), count_tokens(batch), batch["input_ids"].numel(),
+            sums = [a + b for a, b in zip(sums, [float(loss.detach()), count_tokens(batch), batch["input_ids"].numel(),
                                                  correct, counted])]
         loss_sum, tokens, padded, correct, counted = ds.all_reduce_sum(sums)
         seconds = time.perf_counter() - start
@@ -181,15 +182,16 @@ def train_loop(config: dict) -> None:
             record["train_accuracy"] = correct / counted
         last = step + 1 == steps
         due = cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
-        if (due or last) and rank == 0:
+        if due or last:  # every rank evaluates the same rows: ZeRO-3 forwards are collective
             record.update(evaluate(engine.module, eval_examples, objective, pad_id, cfg.micro_batch, device))
         if log is not None:
             log.write(record)
         if due or last:
             summary = {"final_loss": record["loss"], "tokens_per_s": totals["tokens"] / totals["seconds"],
                        "padding_fraction": 1 - totals["tokens"] / totals["padded"], "truncated": truncated,
-                       "eval": {k: v for k, v in record.items() if k.startswith("eval_")}}
-            new_state = {"step": step + 1, "finished": last, "totals": totals, "summary": summary}
+                       "resumed": resumed, "eval": {k: v for k, v in record.items() if k.startswith("eval_")}}
+            new_state = {"step": step + 1, "finished": last, "totals": totals, "resumed": resumed,
+                         "summary": summary}
             _save(engine, tok, new_state, {**record, **{k: v for k, v in summary.items() if k != "eval"}}, last)
     if state.get("finished"):
         ray_api.report({"step": state["step"], **state["summary"]["eval"]}, None)  # restored a finished run

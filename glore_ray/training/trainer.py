@@ -37,6 +37,7 @@ class TrainResult:
     truncated: int = 0  # rows cut at max_len (or dropped: nothing left to learn)
     eval: dict = field(default_factory=dict)  # held-out eval_loss / eval_accuracy at the end
     steps: int = 0  # optimizer steps
+    resumed: int = 0  # times the run restarted from a checkpoint (killed worker or interrupted driver)
 
 
 def grad_accum_steps(cfg: TrainConfig) -> int:
@@ -87,6 +88,8 @@ def fine_tune(objective: str, rows, init_path: str, out_dir: str, train_cfg: Tra
     if (out / DONE_FILE).exists():
         return _result_from(out, json.loads((out / DONE_FILE).read_text()))
     dataset, count = _dataset_and_count(rows, objective)
+    if count < train_cfg.num_workers:
+        raise ValueError(f"{count} rows cannot be sharded over {train_cfg.num_workers} workers")
     if eval_rows:
         validate_rows(eval_rows, objective, source="eval_rows")
     out.mkdir(parents=True, exist_ok=True)

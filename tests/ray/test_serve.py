@@ -18,7 +18,7 @@ import requests
 pytestmark = pytest.mark.ray
 
 GOOD = "4 + 5 = 9\n9 * 3 = 27\n#### 27"
-BAD = "4 + 5 = 9\n9 * 3 = 28\n28 - 2 = 26\n#### 26"  # step 1 is wrong
+BAD = "4 + 5 = 9\n9 * 3 = 28\n#### 28"  # step 1 is wrong
 LIMIT_Q, LIMIT_D = 300, 600
 
 
@@ -57,7 +57,8 @@ def _refine(url, body, **kw):
 
 
 def test_health_config_and_openapi(service):
-    assert requests.get(f"{service}/healthz", timeout=10).json() == {"status": "ok"}
+    r = requests.get(f"{service}/healthz", timeout=10)
+    assert r.status_code == 200 and r.json() == {"status": "ok"}, (r.status_code, r.text)
     cfg = requests.get(f"{service}/v1/config", timeout=10).json()
     assert cfg["serve"]["max_question_chars"] == LIMIT_Q and cfg["refine"]["when_threshold"] == 0.5
     schema = requests.get(f"{service}/openapi.json", timeout=10).json()
@@ -78,10 +79,10 @@ def test_student_draft_is_refined_and_answered_with_trace(service):
 
 def test_wrong_draft_gets_bad_step_and_fixed_global_refinement(service):
     body = _refine(service, {"question": "q", "draft": BAD}).json()
-    assert body["refined"] and body["bad_step"] == 1 and body["where_scores"] == [0.95, 0.05, 0.05, 0.05]
+    assert body["refined"] and body["bad_step"] == 1 and body["where_scores"] == [0.95, 0.05, 0.05]
     kinds = [c["kind"] for c in body["candidates"]]
     assert kinds == ["draft", "global", "local"]
-    assert body["chosen"]["kind"] == "global" and body["answer"] == "25"
+    assert body["chosen"]["kind"] == "global" and body["answer"] == "27"
     local = body["candidates"][2]["text"]
     assert local.startswith("4 + 5 = 9\n")  # the verified prefix is kept
 

@@ -71,3 +71,14 @@ def test_local_cap_and_balanced_rows_refused():
     assert len(out) == 2 and report.questions_capped == 1 and report.candidates == 6
     with pytest.raises(ValueError, match="before balancing"):
         local_triples([_label_row("#### 1\n", [-1], [None])], None, seed=0)
+
+
+def test_training_prompts_match_the_inference_policy_prompts():
+    # decide/how.py builds the prompts at evaluation and serving time; on the normalised drafts the
+    # training rows carry they must be byte-identical, or the refiners see a different format.
+    from glore_ray.decide import how
+
+    draft = "2 + 3 = 5\n5 * 2 = 11\n#### 11\n"
+    assert global_prompt(QUESTION, draft) == how.global_prompt(QUESTION, draft)
+    for bad in range(3):
+        assert local_prompt(QUESTION, draft, bad) == how.local_prompt(QUESTION, draft, bad)

@@ -1,0 +1,177 @@
+"""Load test of the GLoRe service over loopback HTTP: batched vs unbatched on the same replicas.
+
+    .venv/bin/python bench/serve_load.py --clients 16 --seconds 20
+
+Deploys the app twice on a local Ray (one replica per model, real tiny models: a random-init tiny
+Llama generates, RewardModel heads on it score), first with ``@serve.batch`` batches of up to
+``--batch``, then with batches of 1, and drives each with N closed-loop HTTP clients for T seconds.
+Every request is refined (when_threshold = 1.0) so every stage runs; half the requests bring a
+draft (exercising SORM + both refiners), half let the student draft. Reports throughput, p50/p99
+latency, errors, each stage's share of latency and the mean batch size per deployment; writes
+bench/results/serve_load.json. Bounded: at most --seconds per phase, loopback only.
+"""
+
+import argparse
+import functools
+import json
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+STAGES = ("draft", "orm_draft", "where", "refine", "orm_refinements")
+MODELS = ("Student", "ORM", "SORM", "GlobalRefiner", "LocalRefiner")
+
+
+def tiny_model_dir() -> str:
+    """A random-init tiny Llama + tokenizer trained on tiny-world text, saved in HF format."""
+    from glore_ray.config import ModelConfig
+    from glore_ray.models.tiny import build_tiny_lm
+    from glore_ray.models.tokenizer import train_tokenizer
+    from glore_ray.tasks.tiny_world import generate_problems
+
+    problems = generate_problems(300, seed=0, split="train")
+    tok = train_tokenizer([f"Q: {p.question}\nA: {p.reference}" for p in problems], vocab_size=384)
+    path = tempfile.mkdtemp(prefix="glore_bench_lm_")
+    build_tiny_lm(ModelConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, max_len=256), tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def tiny_scorer(path: str, seed: int):
+    import torch
+
+    from glore_ray.models.reward import RewardModel
+
+    torch.set_num_threads(1)
+    return RewardModel.from_causal_lm(path, seed=seed).eval()
+
+
+def requests_pool(n: int) -> list[dict]:
+    from glore_ray.tasks.tiny_world import generate_problems
+
+    out = []
+    for i, p in enumerate(generate_problems(n, seed=1, split="test")):
+        body = {"question": p.question}
+        if i % 2:  # a draft with its first step's result off by one
+            lines = p.reference.splitlines()
+            lhs, _, rhs = lines[0].rpartition("= ")
+            lines[0] = f"{lhs}= {int(rhs) + 1}"
+            body["draft"] = "\n".join(lines)
+        out.append(body)
+    return out
+
+
+def drive(url: str, bodies: list[dict], clients: int, seconds: float) -> list[dict]:
+    """Closed loop: each client sends its next request as soon as the last one returns."""
+    results, lock, stop = [], threading.Lock(), time.monotonic() + seconds
+
+    def client(k: int):
+        session, i = requests.Session(), k
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            try:
+                r = session.post(f"{url}/v1/refine", json=bodies[i % len(bodies)], timeout=120)
+                row = {"status": r.status_code, "latency": time.monotonic() - t0,
+                       "timings": r.json().get("timings_ms", {}) if r.status_code == 200 else {}}
+            except requests.RequestException as err:
+                row = {"status": 0, "latency": time.monotonic() - t0, "timings": {}, "error": str(err)[:200]}
+            with lock:
+                results.append(row)
+            i += clients
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def summarize(rows: list[dict], seconds: float) -> dict:
+    ok = [r for r in rows if r["status"] == 200]
+    lat = sorted(r["latency"] * 1000 for r in ok) or [float("nan")]
+    total = sum(r["timings"].get("total", 0.0) for r in ok) or 1.0
+    share = {s: round(sum(r["timings"].get(s, 0.0) for r in ok) / total, 3) for s in STAGES}
+    return {"requests": len(rows), "ok": len(ok), "errors": len(rows) - len(ok),
+            "throughput_rps": round(len(ok) / seconds, 2),
+            "p50_ms": round(lat[len(lat) // 2], 1), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+            "mean_ms": round(statistics.fmean(lat), 1), "stage_share_of_latency": share}
+
+
+def run_phase(name: str, batch: int, args, loaders, url: str) -> dict:
+    from ray import serve
+
+    from glore_ray.config import load_config
+    from glore_ray.serving.app import build_app
+
+    cfg = load_config(None, [
+        f"serve.batch_max_size={batch}", "serve.batch_wait_timeout_s=0.01", "serve.max_ongoing_requests=64",
+        "serve.cpus_per_replica=0.1", "serve.request_timeout_s=120", "refine.when_threshold=1.0",
+        f"refine.max_new_tokens={args.max_new_tokens}", "serve.app_name=bench"])
+    serve.run(build_app(cfg, loaders), name="bench", route_prefix="/")
+    bodies = requests_pool(64)
+    drive(url, bodies, args.clients, args.warmup)  # warm-up: lazy init, first batches
+    for m in MODELS:  # reset counters by reading them after warm-up
+        serve.get_deployment_handle(m, app_name="bench").batch_stats.remote().result()
+    before = {m: serve.get_deployment_handle(m, app_name="bench").batch_stats.remote().result() for m in MODELS}
+    rows = drive(url, bodies, args.clients, args.seconds)
+    after = {m: serve.get_deployment_handle(m, app_name="bench").batch_stats.remote().result() for m in MODELS}
+    serve.delete("bench")
+    summary = summarize(rows, args.seconds)
+    summary["batch_max_size"] = batch
+    summary["mean_batch"] = {m: round((after[m]["items"] - before[m]["items"])
+                                      / max(1, after[m]["batches"] - before[m]["batches"]), 2) for m in MODELS}
+    summary["error_samples"] = sorted({r.get("error", str(r["status"])) for r in rows if r["status"] != 200})[:5]
+    print(f"{name:>10}: {summary['throughput_rps']:7.2f} req/s  p50 {summary['p50_ms']:8.1f} ms  "
+          f"p99 {summary['p99_ms']:8.1f} ms  errors {summary['errors']}  mean batch {summary['mean_batch']}")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--out", default="bench/results/serve_load.json")
+    args = parser.parse_args()
+    args.seconds = min(args.seconds, 120.0)  # bounded by design
+    import ray
+    from ray import serve
+
+    from glore_ray.serving.deployments import load_hf_generator
+
+    path = tiny_model_dir()
+    gen = functools.partial(load_hf_generator, path)
+    loaders = {"student": gen, "global_refiner": gen, "local_refiner": gen,
+               "orm": functools.partial(tiny_scorer, path, 0), "sorm": functools.partial(tiny_scorer, path, 1)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        batched = run_phase("batched", args.batch, args, loaders, url)
+        unbatched = run_phase("unbatched", 1, args, loaders, url)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    ratio = batched["throughput_rps"] / max(unbatched["throughput_rps"], 1e-9)
+    print(f"throughput ratio batched/unbatched: {ratio:.2f}x (goal >= 3x)")
+    print("stage share of latency (batched):", batched["stage_share_of_latency"])
+    result = {"clients": args.clients, "seconds": args.seconds, "max_new_tokens": args.max_new_tokens,
+              "cpus": 2, "batched": batched, "unbatched": unbatched, "throughput_ratio": round(ratio, 2)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

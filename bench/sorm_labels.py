@@ -1,0 +1,140 @@
+"""SORM labelling cost: the efficient scheduler vs the paper's naive procedure (DESIGN §5).
+
+Both run in this process on the same solutions with the same rollout seeds, through the same
+HFGenerator; the table reports rollouts, generated tokens, wall time and whether the labels are
+identical. Two workloads:
+
+- tiny: the tiny world, student samples from a trained student (``--student``; by default the
+  final student of ``runs/tiny`` written by ``make pipeline``);
+- gsm8k: GSM8K-format drafts (reference solutions of real GSM8K train questions with one step's
+  result corrupted in half of them) verified by a tiny random-init model: the labels are
+  meaningless, the counting is not.
+
+    .venv/bin/python bench/sorm_labels.py [--student PATH] [--questions 60] [--k 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from glore_ray.config import LabelConfig, ModelConfig  # noqa: E402
+from glore_ray.labeling.scheduler import sorm_labels  # noqa: E402
+from glore_ray.labeling.sorm import VerifyResult  # noqa: E402
+from glore_ray.rollout.engine import HFGenerator, RolloutRequest  # noqa: E402
+from glore_ray.rollout.sampler import generate_rows  # noqa: E402
+from glore_ray.tasks.prompts import student_prompt  # noqa: E402
+
+
+def verifier(generator: HFGenerator, max_new_tokens: int, seed: int):
+    """The scheduler's verify callback: one continuation per request, seeded by its prefix key."""
+
+    def verify(batch):
+        requests = [RolloutRequest(v.question_id, v.prompt, prefix=v.prefix, prefix_index=0, answer=v.answer,
+                                   seed_key=f"{v.seed_key}#{v.sample_index}") for v in batch]
+        rows = generate_rows(generator, requests, max_new_tokens, temperature=1.0, base_seed=seed)
+        return [VerifyResult(r["text"], r["correct"], r["num_tokens"]) for r in rows]
+
+    return verify
+
+
+def compare(samples, generator, k: int, max_new_tokens: int) -> dict:
+    out = {}
+    for mode in ("naive", "efficient"):
+        config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode)
+        t0 = time.perf_counter()
+        result = sorm_labels(samples, verifier(generator, max_new_tokens, seed=0), config)
+        out[mode] = {"seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
+                     "tokens": result.stats.tokens_generated, "labels": [r["labels"] for r in result.rows]}
+    naive, eff = out["naive"], out["efficient"]
+    return {"solutions": len(samples), "correct": sum(s["correct"] for s in samples),
+            "naive_rollouts": naive["rollouts"], "efficient_rollouts": eff["rollouts"],
+            "naive_tokens": naive["tokens"], "efficient_tokens": eff["tokens"],
+            "naive_seconds": round(naive["seconds"], 2), "efficient_seconds": round(eff["seconds"], 2),
+            "token_ratio": eff["tokens"] / max(1, naive["tokens"]),
+            "rollout_ratio": eff["rollouts"] / max(1, naive["rollouts"]),
+            "speedup": naive["seconds"] / max(1e-9, eff["seconds"]),
+            "labels_identical": naive["labels"] == eff["labels"]}
+
+
+def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int):
+    from glore_ray.tasks.tiny_world import generate_problems
+
+    generator = HFGenerator(student, batch_size=128)
+    problems = generate_problems(n_questions, seed=123, split="bench")
+    requests = [RolloutRequest(p.id, student_prompt(p.question), n=samples_per_q, answer=p.answer) for p in problems]
+    rows = generate_rows(generator, requests, max_new_tokens, temperature=1.0, base_seed=1)
+    by_id = {p.id: p for p in problems}
+    samples = [{"question_id": r["question_id"], "prompt": student_prompt(by_id[r["question_id"]].question),
+                "text": r["text"], "correct": r["correct"], "answer": by_id[r["question_id"]].answer} for r in rows]
+    return samples, generator
+
+
+def gsm8k_workload(path: Path, n_questions: int):
+    from glore_ray.models.tiny import build_tiny_lm
+    from glore_ray.models.tokenizer import train_tokenizer
+    from glore_ray.tasks.gsm8k import load_gsm8k
+    from glore_ray.tasks.steps import split_steps, step_result
+
+    rows, _ = load_gsm8k(path, "train")
+    rows = rows[:n_questions]
+    tokenizer = train_tokenizer([student_prompt(r["question"]) + r["reference"] for r in rows[:500]], 1024)
+    model = build_tiny_lm(ModelConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, max_len=512), tokenizer)
+    rng, samples = random.Random(0), []
+    for r in rows:
+        steps = split_steps(r["reference"])
+        correct = rng.random() < 0.5
+        if not correct:  # corrupt one intermediate result: the draft is wrong from that step on
+            i = rng.randrange(len(steps) - 1)
+            value = step_result(steps[i])
+            steps[i] = steps[i].replace(value, str(int(float(value)) + 7), 1) if value else steps[i] + " 7"
+            steps[-1] = "#### " + str(int(float(r["answer"])) + 7)
+        samples.append({"question_id": r["id"], "prompt": student_prompt(r["question"]), "text": "\n".join(steps),
+                        "correct": correct, "answer": r["answer"]})
+    return samples, HFGenerator(model, tokenizer, batch_size=128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--student", default=None, help="student checkpoint (default: runs/tiny's final student)")
+    parser.add_argument("--questions", type=int, default=60)
+    parser.add_argument("--samples-per-question", type=int, default=4)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--gsm8k", default=str(ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sorm_labels.json"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(2)
+    results = {}
+    student = args.student
+    if student is None and (ROOT / "runs/tiny/student/final.json").exists():
+        student = json.loads((ROOT / "runs/tiny/student/final.json").read_text())["checkpoint"]
+    if student:
+        samples, gen = tiny_workload(student, args.questions, args.samples_per_question, 64)
+        results["tiny"] = compare(samples, gen, args.k, 64)
+    else:
+        print("tiny: skipped (no student: run `make pipeline` first or pass --student)")
+    if Path(args.gsm8k).exists():
+        samples, gen = gsm8k_workload(Path(args.gsm8k), args.questions)
+        results["gsm8k_format"] = compare(samples, gen, args.k, 48)
+    cols = ["solutions", "correct", "naive_rollouts", "efficient_rollouts", "naive_tokens", "efficient_tokens",
+            "token_ratio", "naive_seconds", "efficient_seconds", "speedup", "labels_identical"]
+    print("| workload | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

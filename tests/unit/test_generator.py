@@ -1,0 +1,171 @@
+"""HFGenerator and the rollout records, in-process (no Ray): seeds, stop rule, batch independence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rollout_support import EOS_PROMPT, EOS_TEXT, memorised_lm_dir, memorised_problems, prompt_of
+
+from glore_ray.config import RolloutConfig
+from glore_ray.rollout.engine import (
+    HFGenerator,
+    RolloutError,
+    RolloutRequest,
+    _sample_tokens,
+    answer_line_end,
+    cut_at_answer,
+    load_generator,
+    request_seeds,
+    rollout_seed,
+)
+from glore_ray.rollout.sampler import ROLLOUT_SCHEMA, generate_rows
+from glore_ray.tasks.steps import split_steps
+
+
+@pytest.fixture(scope="module")
+def random_gen(tiny_lm_dir):
+    torch.set_num_threads(1)
+    return HFGenerator(str(tiny_lm_dir), batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def memorised_gen(tiny_tokenizer, tmp_path_factory):
+    torch.set_num_threads(1)
+    return HFGenerator(memorised_lm_dir(tiny_tokenizer, tmp_path_factory.mktemp("mem")), batch_size=8)
+
+
+def _requests(problems, n=3, **kw):
+    return [RolloutRequest(p.id, prompt_of(p), n=n, answer=p.answer, **kw) for p in problems]
+
+
+# ---- seeds and the stop rule (pure)
+
+
+def test_rollout_seed_is_stable_and_keyed_on_every_field():
+    seed = rollout_seed(0, "q1", -1, 0, 0)
+    assert seed == rollout_seed(0, "q1", -1, 0, 0) and 0 <= seed < 2**63
+    assert seed == 5181722964179237436  # pinned: a changed seed function silently changes every rollout
+    others = {rollout_seed(1, "q1", -1, 0, 0), rollout_seed(0, "q2", -1, 0, 0), rollout_seed(0, "q1", 0, 0, 0),
+              rollout_seed(0, "q1", -1, 1, 0), rollout_seed(0, "q1", -1, 0, 1), rollout_seed(0, "q1", -1, 0, 0, "k")}
+    assert seed not in others and len(others) == 6
+    assert request_seeds(RolloutRequest("q1", "Q: x\nA: ", n=2), 0) == [seed, rollout_seed(0, "q1", -1, 1, 0)]
+
+
+def test_stop_rule_finds_the_answer_lines_newline():
+    assert answer_line_end("1 + 2 = 3\n#### 3") is None  # not newline-terminated yet
+    assert answer_line_end("1 + 2 = 3\n#### 3\nQ: next") == len("1 + 2 = 3\n#### 3\n")
+    assert answer_line_end("a = 4\n  #### 4\n") == len("a = 4\n  #### 4\n")
+    assert answer_line_end("x #### 4\n") is None  # the line must start with ####
+    assert cut_at_answer("1 + 2 = 3\n", "#### 3\njunk") == ("#### 3\n", True)
+    assert cut_at_answer("", "1 + 2 = 3\n") == ("1 + 2 = 3\n", False)
+
+
+def test_sampling_is_inverse_cdf_with_top_p():
+    logits = torch.log(torch.tensor([[0.25, 0.75], [0.25, 0.75], [0.25, 0.75]]))
+    assert _sample_tokens(logits, [0.1, 0.5, 0.99], [False] * 3, 1.0, 1.0).tolist() == [0, 1, 1]
+    assert _sample_tokens(logits, [0.1, 0.5, 0.99], [False] * 3, 1.0, 0.5).tolist() == [1, 1, 1]
+    assert _sample_tokens(logits, [0.1, 0.1, 0.1], [True, False, True], 1.0, 1.0).tolist() == [1, 0, 1]
+
+
+def test_bad_requests_are_refused():
+    with pytest.raises(RolloutError, match="n must be >= 1"):
+        RolloutRequest("q7", "Q: x\nA: ", n=0)
+    with pytest.raises(RolloutError, match="q7.*empty prompt"):
+        RolloutRequest("q7", "")
+
+
+# ---- the transformers backend
+
+
+def test_n_samples_per_request_with_their_seeds(random_gen, tiny_problems):
+    requests = _requests(tiny_problems[:3], n=4)
+    out = random_gen.generate(requests, max_new_tokens=12, base_seed=5)
+    assert [len(c) for c in out] == [4, 4, 4]
+    for request, completions in zip(requests, out):
+        assert [c.sample_index for c in completions] == [0, 1, 2, 3]
+        assert [c.seed for c in completions] == request_seeds(request, 5)
+        assert all(1 <= c.num_tokens <= 12 for c in completions)
+    assert len({c.text for c in out[0]}) > 1  # sampled, not greedy
+
+
+def test_text_does_not_depend_on_batch_mates_or_batch_size(tiny_lm_dir, tiny_problems):
+    target = RolloutRequest(tiny_problems[0].id, prompt_of(tiny_problems[0]), prefix="12 + 3 = 15\n",
+                            prefix_index=0, n=3)
+    others = _requests(tiny_problems[1:6], n=2) + [RolloutRequest("short", "Q: 1\nA: ", n=5)]
+    alone = HFGenerator(str(tiny_lm_dir), batch_size=1).generate([target], 20, 0.9, 0.95, base_seed=3)[0]
+    mixed = HFGenerator(str(tiny_lm_dir), batch_size=7).generate(others[:3] + [target] + others[3:], 20, 0.9,
+                                                                  0.95, base_seed=3)[3]
+    assert [c.text for c in alone] == [c.text for c in mixed]
+    assert [c.num_tokens for c in alone] == [c.num_tokens for c in mixed]
+
+
+def test_same_seed_same_text_other_seed_other_text(random_gen, tiny_problems):
+    requests = _requests(tiny_problems[:2], n=3)
+    first = random_gen.generate(requests, 16, base_seed=0)
+    again = random_gen.generate(requests, 16, base_seed=0)
+    other = random_gen.generate(requests, 16, base_seed=1)
+    texts = lambda out: [c.text for cs in out for c in cs]
+    assert texts(first) == texts(again)
+    assert texts(first) != texts(other)
+
+
+def test_greedy_matches_transformers_generate(random_gen, tiny_problems):
+    """Our KV-cache loop with left padding gives the same greedy tokens as ``model.generate``."""
+    requests = _requests(tiny_problems[:4], n=2, greedy=True)
+    out = random_gen.generate(requests, 15)
+    tok = random_gen.tokenizer
+    for request, completions in zip(requests, out):
+        assert completions[0].text == completions[1].text
+        ids = tok(request.prompt, return_tensors="pt")
+        ref = random_gen.model.generate(**ids, max_new_tokens=15, do_sample=False, pad_token_id=tok.pad_token_id)
+        expected = tok.decode(ref[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert cut_at_answer("", expected)[0] == completions[0].text
+
+
+def test_stops_after_the_answer_line_and_at_eos(memorised_gen):
+    problems = memorised_problems()
+    requests = _requests(problems, n=1, greedy=True) + [RolloutRequest("eos", EOS_PROMPT, greedy=True)]
+    out = memorised_gen.generate(requests, 120)
+    for problem, (completion,) in zip(problems, out):
+        assert completion.text == problem.reference.rstrip("\n") + "\n"  # the junk after the answer line is cut off
+        assert completion.finished
+    eos = out[-1][0]
+    assert eos.text == EOS_TEXT and eos.finished
+    assert eos.num_tokens == len(memorised_gen.tokenizer(EOS_TEXT)["input_ids"]) + 1  # EOS counted
+
+
+def test_continues_from_a_prefix_and_grades(memorised_gen):
+    problem = memorised_problems()[0]
+    steps = split_steps(problem.reference)
+    prefix = steps[0] + "\n"
+    request = RolloutRequest(problem.id, prompt_of(problem), prefix=prefix, prefix_index=0, n=2,
+                             answer=problem.answer, greedy=True)
+    rows = generate_rows(memorised_gen, [request], 120)
+    assert [r["sample_index"] for r in rows] == [0, 1]
+    for row in rows:
+        assert set(row) == set(ROLLOUT_SCHEMA.names)
+        assert row["prefix"] + row["text"] == problem.reference.rstrip("\n") + "\n"
+        assert row["correct"] and row["finished"] and row["prefix_index"] == 0
+    wrong = RolloutRequest(problem.id, prompt_of(problem), n=1, answer="-1", greedy=True)
+    assert generate_rows(memorised_gen, [wrong], 120)[0]["correct"] is False
+
+
+def test_max_new_tokens_and_context_limits(random_gen, tiny_problems):
+    out = random_gen.generate(_requests(tiny_problems[:1], n=2), max_new_tokens=5)
+    assert all(c.num_tokens == 5 and not c.finished for c in out[0])
+    context = random_gen.context
+    long_prompt = "Q: " + "1 " * (context + 10) + "\nA: "
+    with pytest.raises(RolloutError, match=r"'too-long'.*context is 256"):
+        random_gen.generate([RolloutRequest("too-long", long_prompt)], 5)
+    near = "Q: " + "1 " * (context // 2 - 6) + "\nA: "  # a few tokens short of the context
+    (completion,) = random_gen.generate([RolloutRequest("near", near)], 50)[0]
+    assert len(random_gen.tokenizer(near)["input_ids"]) + completion.num_tokens <= context
+    assert random_gen.generate([], 5) == []
+
+
+def test_unreadable_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(RolloutError, match="does not exist"):
+        HFGenerator(str(tmp_path / "nope" / "model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RolloutError, match="no config.json"):
+        load_generator(str(tmp_path / "empty"), RolloutConfig(device="cpu"))
