@@ -165,10 +165,16 @@ class StudentConfig:
     tolerance: float = 0.01  # stop when maj@1 improves by less than this
     eval_k: int = 96  # samples per test question for maj@K / pass@K
     max_new_tokens: int = 256
+    # Paper 3.1: every EI round fine-tunes the *base* model again on D_i. "previous" continues
+    # from the last round's student instead (the tiny world's budget: its base is random init).
+    ei_init: str = "base"
+    ei_epochs: float | None = None  # epochs of an EI round (None: training.student.epochs)
 
     def __post_init__(self):
         if self.k < 1 or self.eval_k < 1 or self.max_rounds < 0:
             raise ValueError("k and eval_k must be >= 1, max_rounds >= 0")
+        if self.ei_init not in ("base", "previous"):
+            raise ValueError(f"ei_init must be base or previous, got {self.ei_init!r}")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Paper 3.2: "sample both a global refinement A_GR and a local refinement A_LR for
 choose the best solution using the ORM reranker". The refiners' inputs (DESIGN §3):
 
 - global: ``Q: {question}\\nDraft:\\n{draft}\\nRefinement:\\n`` -> a whole new solution;
-- local: the same, with ``[BAD]`` at the start of the first bad line -> the continuation from the
-  verified prefix (the steps before ``[BAD]``), which :func:`local_solution` re-attaches.
+- local: the same, with ``[BAD]`` at the start of the first bad line -> the verified prefix (the
+  steps before ``[BAD]``) and a new continuation; :func:`local_solution` re-attaches the prefix if
+  a refiner emits only the continuation.
 
 The policy is two pure steps so batch evaluation and the HTTP service share it:
 ``refine_plan`` (when + where, gives the refiner prompts) then ``decide`` (how: rerank the draft
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from glore_ray.decide.when import final_score, should_refine
-from glore_ray.decide.where import first_bad_step, mark_bad_step
+from glore_ray.decide.where import BAD_TOKEN, check_step_index, first_bad_step
 from glore_ray.tasks.grading import extract_answer, is_correct
 from glore_ray.tasks.steps import join_steps, split_steps
 
@@ -37,15 +38,22 @@ REFINEMENT_KINDS = ("global", "local")
 
 
 def global_prompt(question: str, draft: str) -> str:
-    """The global refiner's input (DESIGN §3). The draft keeps its own bytes, minus a trailing
-    newline so the prompt reads the same whether or not the draft ended in one."""
-    return f"Q: {question}\nDraft:\n{draft.rstrip(chr(10))}\nRefinement:\n"
+    """The global refiner's input (DESIGN §3), the draft written as its steps one per line: blank
+    lines and stray indentation never change what the refiner sees, in training or in serving.
+
+    >>> global_prompt("Q?", "2 + 2 = 5\\n\\n#### 5\\n")
+    'Q: Q?\\nDraft:\\n2 + 2 = 5\\n#### 5\\nRefinement:\\n'
+    """
+    return f"Q: {question}\nDraft:\n" + "\n".join(split_steps(draft)) + "\nRefinement:\n"
 
 
 def local_prompt(question: str, draft: str, bad_step_index: int) -> str:
     """The local refiner's input: the global prompt with ``[BAD]`` prefixing step
-    ``bad_step_index`` (0-based, over the draft's non-empty lines)."""
-    return global_prompt(question, mark_bad_step(draft, bad_step_index))
+    ``bad_step_index`` (0-based, over the draft's steps); ``ValueError`` when out of range."""
+    steps = split_steps(draft)
+    check_step_index(bad_step_index, len(steps))
+    steps[bad_step_index] = BAD_TOKEN + steps[bad_step_index]
+    return global_prompt(question, "\n".join(steps))
 
 
 def verified_prefix(draft: str, bad_step_index: int) -> str:

@@ -36,6 +36,12 @@ def first_bad_step(step_scores: Sequence[float], threshold: float) -> int | None
     return None
 
 
+def check_step_index(index: int, n_steps: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_steps:
+        raise ValueError(f"bad step index {index!r} out of range for a draft of {n_steps} steps")
+    return index
+
+
 def step_line_numbers(solution: str) -> list[int]:
     """Line number (0-based, in ``solution.split("\\n")``) of each step, i.e. each non-empty line."""
     return [n for n, line in enumerate(solution.split("\n")) if line.strip()]
@@ -45,12 +51,11 @@ def mark_bad_step(draft: str, index: int) -> str:
     """The draft with ``[BAD]`` inserted at the start of step ``index``'s line; every other byte
     (blank lines, indentation of other lines, trailing newline) is unchanged.
 
-    Raises ``IndexError`` naming the number of steps when ``index`` is not a step of ``draft``.
+    Raises ``ValueError`` naming the number of steps when ``index`` is not a step of ``draft``.
     """
     lines = draft.split("\n")
     numbers = step_line_numbers(draft)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(numbers):
-        raise IndexError(f"bad step index {index!r} is not a step of the draft (it has {len(numbers)} steps)")
+    check_step_index(index, len(numbers))
     line = numbers[index]
     lines[line] = BAD_TOKEN + lines[line]
     return "\n".join(lines)

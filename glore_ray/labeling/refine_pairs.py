@@ -26,10 +26,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from glore_ray.decide.how import global_prompt, local_prompt  # one definition: serving uses it too
 from glore_ray.labeling.sorm import IGNORE
 from glore_ray.tasks.steps import join_steps, split_steps
 
-BAD = "[BAD]"  # a special token of the tokenizer (models/tokenizer.py)
 STUDENT_PROMPT = ("Q: ", "\nA: ")  # DESIGN §3: ``Q: {question}\nA: ``
 
 
@@ -40,20 +40,6 @@ class PairReport:
     rows: int = 0
     questions_capped: int = 0  # questions with more candidates than the cap
     skipped: dict | None = None  # reason -> count
-
-
-def global_prompt(question: str, draft: str) -> str:
-    """``Q: {question}\\nDraft:\\n{draft}\\nRefinement:\\n`` with the draft's steps one per line."""
-    return f"Q: {question}\nDraft:\n" + "\n".join(split_steps(draft)) + "\nRefinement:\n"
-
-
-def local_prompt(question: str, draft: str, bad_step_index: int) -> str:
-    """The global prompt with ``[BAD]`` at the start of step ``bad_step_index`` (0-based)."""
-    steps = split_steps(draft)
-    if not 0 <= bad_step_index < len(steps):
-        raise ValueError(f"bad_step_index {bad_step_index} out of range for a draft of {len(steps)} steps")
-    steps[bad_step_index] = BAD + steps[bad_step_index]
-    return global_prompt(question, "\n".join(steps))
 
 
 def question_of(row: dict) -> str:

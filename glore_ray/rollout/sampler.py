@@ -15,6 +15,7 @@ Ray Data is used only in this module.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -129,16 +130,24 @@ class _ShardWorker:
         self.max_new_tokens, self.base_seed = max_new_tokens, base_seed
 
     def __call__(self, batch: dict) -> dict:
-        stats = {"shard": [], "rows": [], "tokens": [], "seconds": []}
+        stats = {"shard": [], "rows": [], "tokens": [], "seconds": [], "error": []}
         for shard, payload in zip(batch["shard"], batch["requests"]):
             t0 = time.perf_counter()
-            rows = generate_rows(self.generator, decode_requests(str(payload)), self.max_new_tokens,
-                                 self.cfg.temperature, self.cfg.top_p, self.base_seed)
-            self.stage.write_shard(self.table, int(shard), rows, schema=ROLLOUT_SCHEMA)
+            try:
+                rows = generate_rows(self.generator, decode_requests(str(payload)), self.max_new_tokens,
+                                     self.cfg.temperature, self.cfg.top_p, self.base_seed)
+            except RolloutError as err:
+                # Bad input is reported as data, not raised: a failed Ray Data execution keeps its
+                # actors alive in a reference cycle, while a clean early stop releases them.
+                rows, error = [], str(err)
+            else:
+                self.stage.write_shard(self.table, int(shard), rows, schema=ROLLOUT_SCHEMA)
+                error = ""
             stats["shard"].append(int(shard))
             stats["rows"].append(len(rows))
             stats["tokens"].append(sum(r["num_tokens"] for r in rows))
             stats["seconds"].append(time.perf_counter() - t0)
+            stats["error"].append(error)
         return stats
 
 
@@ -165,22 +174,30 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
     t0 = time.perf_counter()
     rows = tokens = written = 0
     busy = 0.0
+    bad_input = None
     for attempt in range(1, rollout_cfg.max_attempts + 1):
         pending = [(i, p) for i, p in plan if not stage.has_shard(table, i)]
         if not pending:
             break
         try:
             for stats in _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed):
+                if stats["error"]:
+                    bad_input = stats["error"]
+                    break
                 rows, tokens, written = rows + stats["rows"], tokens + stats["tokens"], written + 1
                 busy += stats["seconds"]
                 _log_progress(written + skipped, len(plan), rows, tokens, time.perf_counter() - t0)
         except Exception as err:  # noqa: BLE001 - sorted below: bad input re-raised, lost actors retried
-            cause = _rollout_error(err)
-            if cause is not None:
-                raise RolloutError(f"{stage.dir}/{table}: {cause}") from None
-            if _is_user_error(err) or attempt == rollout_cfg.max_attempts:
+            bad_input = _rollout_error(err)
+            if bad_input is None and (_is_user_error(err) or attempt == rollout_cfg.max_attempts):
                 raise  # a bug in the UDF fails the same way on every pass
-            log.warning("rollout pass %d failed (%s); re-running the missing shards", attempt, err)
+            if bad_input is None:
+                log.warning("rollout pass %d failed (%s); re-running the missing shards", attempt, err)
+        # A failed Ray Data execution sits in a reference cycle that holds its actors (and their
+        # CPUs/GPUs) until collected: free them now, not at some later GC.
+        gc.collect()
+        if bad_input is not None:
+            raise RolloutError(f"{stage.dir}/{table}: {bad_input}")  # outside except: no traceback pins them
     missing = [i for i, _ in plan if not stage.has_shard(table, i)]
     if missing:
         raise RolloutError(f"{stage.dir}/{table}: shards {missing[:10]} still missing after "
@@ -209,9 +226,14 @@ def _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, ba
         compute=ray.data.ActorPoolStrategy(size=min(rollout_cfg.num_actors, len(pending))),
         **resources,
     )
-    for row in ds.iter_rows():
-        yield {"shard": int(row["shard"]), "rows": int(row["rows"]), "tokens": int(row["tokens"]),
-               "seconds": float(row["seconds"])}
+    rows = iter(ds.iter_rows())
+    try:
+        for row in rows:
+            yield {"shard": int(row["shard"]), "rows": int(row["rows"]), "tokens": int(row["tokens"]),
+                   "seconds": float(row["seconds"]), "error": str(row["error"])}
+    finally:
+        if hasattr(rows, "close"):
+            rows.close()  # an early stop (bad input) shuts the execution and its actors down now
 
 
 def _check_loadable(model_path, rollout_cfg) -> None:

@@ -38,6 +38,7 @@ MODELS = ("student", "orm", "sorm", "global_refiner", "local_refiner")
 DEPLOYMENT_NAMES = {"student": "Student", "orm": "ORM", "sorm": "SORM",
                     "global_refiner": "GlobalRefiner", "local_refiner": "LocalRefiner"}
 _ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 503, 504)}
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 api = FastAPI(title="glore-ray", version="0.1.0",
               description="GLoRe (Havrilla et al., ICML 2024): when, where and how to refine a math solution.")
@@ -236,10 +237,27 @@ def build_app(cfg: Config, loaders: Mapping[str, Callable[[], object]]):
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
-    """Where each served model's checkpoint lives under the run directory (DESIGN §2)."""
+    """Where each served model's checkpoint lives under the run directory (DESIGN §2): the
+    student the EI stage chose and the final checkpoints the model stages recorded. A stage
+    that has not finished maps to its (absent) stage directory, which the loaders then name."""
+    from glore_ray.artifacts import StageError
+    from glore_ray.stages.common import student_checkpoint
+    from glore_ray.stages.models import model_checkpoint
+
     run = Path(cfg.run.run_dir)
-    return {"student": run / "student", "orm": run / "reward_models" / "orm", "sorm": run / "reward_models" / "sorm",
-            "global_refiner": run / "refiners" / "global", "local_refiner": run / "refiners" / "local"}
+    stages = {"orm": "reward_models/orm", "sorm": "reward_models/sorm",
+              "global_refiner": "refiners/global", "local_refiner": "refiners/local"}
+    paths = {}
+    try:
+        paths["student"] = Path(student_checkpoint(cfg))
+    except StageError:
+        paths["student"] = run / "student" / "final.json"
+    for name, stage in stages.items():
+        try:
+            paths[name] = Path(model_checkpoint(cfg.run.run_dir, stage))
+        except StageError:
+            paths[name] = run / stage / "manifest.json"
+    return paths
 
 
 def checkpoint_loaders(cfg: Config) -> dict[str, Callable[[], object]]:
@@ -259,6 +277,8 @@ def app_builder(args: dict):
     overrides = [o for o in str(args.pop("overrides", "")).split(",") if o.strip()]
     if args:
         raise ValueError(f"unknown app_builder args {sorted(args)}; known: config, overrides")
+    if path is not None and not Path(path).exists() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path  # `serve deploy` runs the builder from another working directory
     cfg = load_config(path, overrides)
     return build_app(cfg, checkpoint_loaders(cfg))
 

@@ -43,20 +43,49 @@ def as_step_scorer(model) -> StepScorer:
     return model
 
 
-class BatchStats:
-    """Batches and items a replica processed (the benchmark reads the mean batch size)."""
+class Coalescer:
+    """One blocking model call at a time over *everything* queued for it (up to ``max_size``).
 
-    def __init__(self):
-        self.batches = 0
+    ``@serve.batch`` closes a batch after ``batch_wait_timeout_s`` whether or not the model is
+    free, so under load it queues many tiny batches behind a busy model. Each such batch hands its
+    items here; whoever holds the model next takes all pending items, so the batch size grows with
+    the queue (continuous batching) while an idle replica still answers after one short wait.
+    """
+
+    def __init__(self, fn: Callable[[list], list], max_size: int):
+        self.fn, self.max_size = fn, max_size
+        self.pending: list[tuple[object, asyncio.Future]] = []
+        self.lock = asyncio.Lock()
+        self.calls = 0
         self.items = 0
 
-    def add(self, n: int) -> None:
-        self.batches += 1
-        self.items += n
+    async def submit(self, items: list) -> list:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self.pending.extend(zip(items, futures))
+        async with self.lock:
+            while not all(f.done() for f in futures):
+                chunk, self.pending = self.pending[: self.max_size], self.pending[self.max_size:]
+                self.calls += 1
+                self.items += len(chunk)
+                try:
+                    # A thread keeps the replica's event loop free to queue requests meanwhile.
+                    results = await asyncio.to_thread(self.fn, [item for item, _ in chunk])
+                except Exception as err:  # noqa: BLE001 - every caller in the chunk gets the error
+                    for _, future in chunk:
+                        future.set_exception(err)
+                    continue
+                for (_, future), result in zip(chunk, results):
+                    future.set_result(result)
+        return [f.result() for f in futures]
 
-    def as_dict(self) -> dict:
-        return {"batches": self.batches, "items": self.items,
-                "mean_batch": self.items / self.batches if self.batches else 0.0}
+    def stats(self) -> dict:
+        return {"batches": self.calls, "items": self.items, "mean_batch": self.items / self.calls if self.calls else 0.0}
+
+
+# max_concurrent_batches is high on purpose: each closed batch goes straight to the Coalescer,
+# which serialises the model calls itself.
+_BATCH = dict(max_batch_size=16, batch_wait_timeout_s=0.01, max_concurrent_batches=256)
 
 
 @serve.deployment
@@ -65,19 +94,25 @@ class GeneratorDeployment:
 
     def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
         self.model = as_text_generator(loader())
+        self.coalescer = Coalescer(self._generate_many, batch_max_size)
+        self.configure_batching(batch_max_size, batch_wait_timeout_s)
+
+    def configure_batching(self, batch_max_size: int, batch_wait_timeout_s: float) -> None:
+        """Resize the batch queue in place (the benchmark compares batch sizes on one replica)."""
         self.generate.set_max_batch_size(batch_max_size)
         self.generate.set_batch_wait_timeout_s(batch_wait_timeout_s)
-        self.stats = BatchStats()
+        self.coalescer.max_size = batch_max_size
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(**_BATCH)
     async def generate(self, prompts: list[str], max_new_tokens: list[int]) -> list[str]:
-        self.stats.add(len(prompts))
-        outputs: list[str | None] = [None] * len(prompts)
+        return await self.coalescer.submit(list(zip(prompts, max_new_tokens)))
+
+    def _generate_many(self, items: list[tuple[str, int]]) -> list[str]:
+        outputs: list[str | None] = [None] * len(items)
         # Requests may ask for different budgets; one model call per distinct budget.
-        for budget in sorted(set(max_new_tokens)):
-            index = [i for i, n in enumerate(max_new_tokens) if n == budget]
-            # A thread keeps the replica's event loop free to queue the next batch meanwhile.
-            texts = await asyncio.to_thread(self.model.generate_texts, [prompts[i] for i in index], budget)
+        for budget in sorted({n for _, n in items}):
+            index = [i for i, (_, n) in enumerate(items) if n == budget]
+            texts = self.model.generate_texts([items[i][0] for i in index], budget)
             if len(texts) != len(index):
                 raise RuntimeError(f"generator returned {len(texts)} texts for {len(index)} prompts")
             for i, text in zip(index, texts):
@@ -85,7 +120,7 @@ class GeneratorDeployment:
         return outputs
 
     def batch_stats(self) -> dict:
-        return self.stats.as_dict()
+        return self.coalescer.stats()
 
 
 @serve.deployment
@@ -94,14 +129,21 @@ class ScorerDeployment:
 
     def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
         self.model = as_step_scorer(loader())
+        self.coalescer = Coalescer(self._score_many, batch_max_size)
+        self.configure_batching(batch_max_size, batch_wait_timeout_s)
+
+    def configure_batching(self, batch_max_size: int, batch_wait_timeout_s: float) -> None:
         self.score.set_max_batch_size(batch_max_size)
         self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
-        self.stats = BatchStats()
+        self.coalescer.max_size = batch_max_size
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(**_BATCH)
     async def score(self, prompts: list[str], solutions: list[str]) -> list[list[float]]:
-        self.stats.add(len(prompts))
-        scores = await asyncio.to_thread(self.model.score_steps, prompts, solutions)
+        return await self.coalescer.submit(list(zip(prompts, solutions)))
+
+    def _score_many(self, items: list[tuple[str, str]]) -> list[list[float]]:
+        solutions = [solution for _, solution in items]
+        scores = self.model.score_steps([prompt for prompt, _ in items], solutions)
         if len(scores) != len(solutions):
             raise RuntimeError(f"scorer returned {len(scores)} score lists for {len(solutions)} solutions")
         checked = []
@@ -109,11 +151,11 @@ class ScorerDeployment:
             n_steps = len(split_steps(solution))
             if len(row) != n_steps:
                 raise RuntimeError(f"scorer returned {len(row)} step scores for a solution of {n_steps} steps")
-            checked.append([float(s) for s in row])
+            checked.append([float(x) for x in row])
         return checked
 
     def batch_stats(self) -> dict:
-        return self.stats.as_dict()
+        return self.coalescer.stats()
 
 
 # --------------------------------------------------------------------------------------------

@@ -108,12 +108,18 @@ def train_round(cfg: Config, stage: Stage, r: int, base: str, sampler_model: str
     metrics_path = stage.path(f"round_{r}", "metrics.json")
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
+    from dataclasses import replace
+
     from glore_ray.training.trainer import fine_tune
 
     t0 = time.time()
     stage.write_table(f"round_{r}/dataset", dataset)
-    result = fine_tune("lm", dataset, base, str(stage.path(f"round_{r}", "model")), cfg.training.student,
-                       seed=cfg.run.seed + r)
+    init, train_cfg = base, cfg.training.student
+    if r > 0 and cfg.student.ei_init == "previous":
+        init = sampler_model
+    if r > 0 and cfg.student.ei_epochs is not None:
+        train_cfg = replace(train_cfg, epochs=cfg.student.ei_epochs)
+    result = fine_tune("lm", dataset, init, str(stage.path(f"round_{r}", "model")), train_cfg, seed=cfg.run.seed + r)
     metrics = evaluate_student(cfg, stage, f"round_{r}", result.checkpoint, test)
     row = {"round": r, "dataset": len(dataset), **counts, **metrics, "checkpoint": result.checkpoint,
            "train_loss": result.final_loss, "seconds": round(time.time() - t0, 1)}

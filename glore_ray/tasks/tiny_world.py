@@ -58,8 +58,11 @@ class TinyWorldConfig:
     max_value: int = 999
     p_product: float = 0.25  # chance an add/subtract amount is itself "k groups of m"
     ops: tuple[str, ...] = ("+", "-", "*")
+    style: str = "story"  # story: a sentence per operation; terse: one sentence of short clauses
 
     def __post_init__(self):
+        if self.style not in ("story", "terse"):
+            raise ValueError(f"tiny_world.style must be story or terse, got {self.style!r}")
         if not 1 <= self.min_ops <= self.max_ops:
             raise ValueError(f"tiny_world: need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         for name in ("start_range", "add_range", "mul_range"):
@@ -114,6 +117,10 @@ _LOSS = ["gives away {n} {item}", "loses {n} {item}", "sells {n} {item}", "uses 
 _GAIN_GROUPS = ["buys {k} bags with {m} {item} in each", "gets {k} boxes of {m} {item}"]
 _LOSS_GROUPS = ["gives {k} friends {m} {item} each", "packs {k} jars with {m} {item} each and sells them"]
 _MUL = {2: "doubles the {item}", 3: "triples the {item}", 4: "ends up with 4 times as many {item}"}
+# Terse clauses: the same graph in about half the tokens, so a tiny model spends its capacity on
+# the arithmetic rather than on finding the numbers in a long story (DESIGN §8).
+_TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
+          2: "doubles them", 3: "triples them", 4: "gets 4 times as many"}
 
 
 def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorldConfig | None = None) -> list[TinyProblem]:
@@ -133,7 +140,8 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     value = rng.randint(*config.start_range)
     nodes: list[Node] = []
-    sentences = [f"{name} has {value} {item}."]
+    terse = config.style == "terse"
+    sentences = [f"{name} has {value} {item}" + ("" if terse else ".")]
     current = Operand(const=value)
     for _ in range(rng.randint(config.min_ops, config.max_ops)):
         op = rng.choice(config.ops)
@@ -141,17 +149,24 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
             k = rng.randint(*config.mul_range)
             if k not in _MUL:
                 return None
-            right, text = Operand(const=k), "Then " + name + " " + _MUL[k].format(item=item) + "."
+            right = Operand(const=k)
+            text = _TERSE[k] if terse else "Then " + name + " " + _MUL[k].format(item=item) + "."
         elif rng.random() < config.p_product:
             k, m = rng.randint(*config.mul_range), rng.randint(*config.add_range) // 2 + 1
             nodes.append(Node("*", Operand(const=k), Operand(const=m), k * m))
             right = Operand(ref=len(nodes) - 1)
-            text = rng.choice(_GAIN_GROUPS if op == "+" else _LOSS_GROUPS).format(k=k, m=m, item=item)
-            text = f"Then {name} {text}."
+            if terse:
+                text = _TERSE[op + "k"].format(k=k, m=m)
+            else:
+                text = rng.choice(_GAIN_GROUPS if op == "+" else _LOSS_GROUPS).format(k=k, m=m, item=item)
+                text = f"Then {name} {text}."
         else:
             amount = rng.randint(*config.add_range)
             right = Operand(const=amount)
-            text = f"Then {name} {rng.choice(_GAIN if op == '+' else _LOSS).format(n=amount, item=item)}."
+            if terse:
+                text = _TERSE[op].format(n=amount)
+            else:
+                text = f"Then {name} {rng.choice(_GAIN if op == '+' else _LOSS).format(n=amount, item=item)}."
         left_value = _value(current, nodes)
         result = OPS[op](left_value, _value(right, nodes))
         if not 0 <= result <= config.max_value:
@@ -159,11 +174,15 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
         nodes.append(Node(op, current, right, result))
         current = Operand(ref=len(nodes) - 1)
         sentences.append(text)
-    sentences.append(f"How many {item} does {name} have now?")
     if not _all_numbers_distinct(nodes):
         return None
+    if terse:
+        question = ", ".join(sentences[:-1]) + (", then " if len(sentences) > 1 else "") + sentences[-1]
+        question += f". How many {item} now?"
+    else:
+        question = " ".join(sentences + [f"How many {item} does {name} have now?"])
     steps = [render_step(node, nodes) for node in nodes] + [f"#### {nodes[-1].value}"]
-    return TinyProblem(pid, " ".join(sentences), tuple(nodes), join_steps(steps), split)
+    return TinyProblem(pid, question, tuple(nodes), join_steps(steps), split)
 
 
 def _value(operand: Operand, nodes: list[Node] | tuple[Node, ...]) -> int:

@@ -44,9 +44,12 @@ def _mixed_requests():
 
 
 def _map_workers():
+    import ray
     from ray.util.state import list_actors
 
-    return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=1000) if "MapWorker" in a.class_name]
+    address = ray.get_runtime_context().gcs_address  # other Ray instances may run on this machine
+    alive = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a for a in alive if "MapWorker" in a.class_name]
 
 
 @pytest.fixture(scope="module")
@@ -153,4 +156,5 @@ def test_bad_input_fails_clearly_and_leaves_no_actors(ray_cluster, model_dir, tm
     deadline = time.time() + 30
     while _map_workers() and time.time() < deadline:
         time.sleep(0.5)
-    assert _map_workers() == []
+    left = _map_workers()
+    assert left == [], [(a.actor_id, a.pid, a.state, a.num_restarts) for a in left]

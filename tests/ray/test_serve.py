@@ -30,9 +30,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def service(ray_cluster, tiny_lm_dir):
+    import serve_models
     from ray import cloudpickle, serve
 
-    import serve_models
     from glore_ray.config import load_config
     from glore_ray.serving.app import build_app
 
@@ -195,3 +195,34 @@ def test_killing_a_replica_under_load_loses_no_request(service):
     while time.monotonic() < deadline and (len(_student_replicas()) != 2 or names[0] in _student_replicas()):
         time.sleep(1)
     assert len(_student_replicas()) == 2 and names[0] not in _student_replicas()  # Serve replaced it
+
+
+# ---------------------------------------------------------------- building the app (no HTTP)
+
+
+def test_serve_deploy_config_is_valid_for_serve(tmp_path):
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from glore_ray.serving.app import REPO_ROOT
+
+    schema = ServeDeploySchema.model_validate(yaml.safe_load((REPO_ROOT / "configs" / "serve.yaml").read_text()))
+    app = schema.applications[0]
+    assert app.import_path == "glore_ray.serving.app:app_builder" and schema.http_options.host == "127.0.0.1"
+    assert (REPO_ROOT / app.args["config"]).exists()
+
+
+def test_builder_rejects_bad_args_and_names_missing_checkpoints(tmp_path):
+    from glore_ray.config import load_config
+    from glore_ray.serving.app import app_builder, build_app, checkpoint_loaders, checkpoint_paths
+
+    with pytest.raises(ValueError, match="unknown app_builder args"):
+        app_builder({"config": None, "colour": "red"})
+    cfg = load_config(None, [f"run.run_dir={tmp_path}"])
+    paths = checkpoint_paths(cfg)
+    assert paths["sorm"] == tmp_path / "reward_models" / "sorm" / "manifest.json"
+    assert paths["local_refiner"] == tmp_path / "refiners" / "local" / "manifest.json"
+    with pytest.raises(FileNotFoundError, match="student"):
+        checkpoint_loaders(cfg)
+    with pytest.raises(ValueError, match="missing \\['sorm'\\]"):
+        build_app(cfg, {m: object for m in ("student", "orm", "global_refiner", "local_refiner")})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +32,10 @@ def tiny_cfg(**overrides) -> TrainConfig:
 
 
 def lm_rows(problems):
-    return [{"prompt": f"Q: {p.question}\nA: ", "target": p.reference} for p in problems]
+    rows = [{"prompt": f"Q: {p.question}\nA: ", "target": p.reference} for p in problems]
+    # One rambling target far past max_len (256 tokens): truncated and counted, not an error.
+    rows[0] = {"prompt": rows[0]["prompt"], "target": "\n".join(["1 + 1 = 2"] * 60) + "\n#### 2"}
+    return rows
 
 
 def step_line(rng, good: bool) -> str:
@@ -72,6 +76,7 @@ def test_lm_objective_learns_and_exports_hf(lm_run, tiny_lm_dir, tiny_problems):
     for h in history:
         assert h["lr"] == pytest.approx(cosine_lr(h["step"] - 1, 16, 3e-3, 3e-4, 0.1), rel=1e-6)
     assert lm_run.tokens_per_s > 0 and 0 <= lm_run.padding_fraction < 0.2
+    assert lm_run.truncated == 1 and json.loads((Path(lm_run.checkpoint) / DONE_FILE).read_text())["truncated"] == 1
     model = load_causal_lm(lm_run.checkpoint)  # the export is plain from_pretrained-loadable
     assert model.config.architectures == ["LlamaForCausalLM"]
     # A finished out_dir is returned as is, without training again.
@@ -126,13 +131,6 @@ def test_bad_input_fails_before_training(ray_cluster, tiny_lm_dir, tmp_path):
     with pytest.raises(ValueError, match=r"lack column\(s\) \['labels'\]"):
         fine_tune("step_bce", str(tmp_path), str(tiny_lm_dir), str(tmp_path / "d"), tiny_cfg())
     assert not (tmp_path / "a").exists()
-
-
-def test_long_rows_are_truncated_and_counted(ray_cluster, tiny_lm_dir, tiny_problems, tmp_path):
-    rows = lm_rows(tiny_problems[:16])
-    rows[0] = {"prompt": rows[0]["prompt"], "target": "\n".join(["1 + 1 = 2"] * 60) + "\n#### 2"}
-    result = fine_tune("lm", rows, str(tiny_lm_dir), str(tmp_path / "t"), tiny_cfg(epochs=1, max_len=128))
-    assert result.truncated >= 1 and json.loads((tmp_path / "t" / DONE_FILE).read_text())["truncated"] >= 1
 
 
 @pytest.mark.slow

@@ -72,8 +72,10 @@ def test_mark_bad_step_counts_steps_not_lines():
 
 @pytest.mark.parametrize("index", [-1, 4, 99, True, "1"])
 def test_mark_bad_step_rejects_indices_outside_the_draft(index):
-    with pytest.raises(IndexError, match="has 4 steps"):
+    with pytest.raises(ValueError, match="out of range for a draft of 4 steps"):
         mark_bad_step(DRAFT, index)
+    with pytest.raises(ValueError, match="out of range"):
+        local_prompt("Q?", DRAFT, index)
 
 
 # ---------------------------------------------------------------- how: prompts
@@ -82,6 +84,9 @@ def test_mark_bad_step_rejects_indices_outside_the_draft(index):
 def test_prompts_follow_the_design_formats():
     assert global_prompt("Q?", DRAFT) == f"Q: Q?\nDraft:\n{DRAFT}\nRefinement:\n"
     assert global_prompt("Q?", DRAFT + "\n") == global_prompt("Q?", DRAFT)
+    # Blank lines and indentation are normalised away: the prompt is the draft's steps.
+    assert global_prompt("Q?", "\n  4 + 5 = 9\n\n#### 9\n") == "Q: Q?\nDraft:\n4 + 5 = 9\n#### 9\nRefinement:\n"
+    assert local_prompt("Q?", "\n  4 + 5 = 9\n\n#### 9", 1).endswith("Draft:\n4 + 5 = 9\n[BAD]#### 9\nRefinement:\n")
     local = local_prompt("Q?", DRAFT, 2)
     assert local == "Q: Q?\nDraft:\n4 + 5 = 9\n9 * 3 = 28\n[BAD]28 - 2 = 26\n#### 26\nRefinement:\n"
     assert local.count(BAD_TOKEN) == 1
@@ -190,3 +195,15 @@ def test_plan_checks_its_inputs():
 def test_empty_draft_is_refined_globally():
     plan = refine_plan("Q?", "", [], [])
     assert plan.refine and plan.bad_step is None and list(plan.prompts) == ["global"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import glore_ray.decide.how as how
+    import glore_ray.decide.when as when
+    import glore_ray.decide.where as where
+
+    for module in (when, where, how):
+        failed, attempted = doctest.testmod(module)
+        assert failed == 0 and attempted > 0, module.__name__
