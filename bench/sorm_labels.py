@@ -65,10 +65,12 @@ def compare(samples, generator, k: int, max_new_tokens: int) -> dict:
 
 
 def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int):
+    from glore_ray.config import load_config
     from glore_ray.tasks.tiny_world import generate_problems
 
     generator = HFGenerator(student, batch_size=128)
-    problems = generate_problems(n_questions, seed=123, split="bench")
+    world = load_config(ROOT / "configs" / "tiny.yaml").data.tiny_world  # the world the student learned
+    problems = generate_problems(n_questions, seed=123, split="bench", config=world)
     requests = [RolloutRequest(p.id, student_prompt(p.question), n=samples_per_q, answer=p.answer) for p in problems]
     rows = generate_rows(generator, requests, max_new_tokens, temperature=1.0, base_seed=1)
     by_id = {p.id: p for p in problems}

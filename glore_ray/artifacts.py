@@ -37,7 +37,7 @@ class Stage:
 
     def __init__(self, run_dir: str | os.PathLike, name: str, digest: str, force: bool = False):
         self.name, self.digest = name, digest
-        self.dir = Path(run_dir) / name
+        self.dir = Path(run_dir).resolve() / name  # absolute: Ray workers run in other directories
         self._t0 = time.time()
         started = self._read_json(STARTED)
         if force and self.dir.exists():

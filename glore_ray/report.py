@@ -51,7 +51,8 @@ def _paper(row) -> str:
 
 def _timings(run: Path) -> str:
     lines = ["## Stages\n", "| stage | seconds | counts |", "|---|---|---|"]
-    for manifest in sorted(run.glob("**/manifest.json")):
+    manifests = sorted(run.glob("**/manifest.json"), key=lambda p: _json(p).get("finished", 0))
+    for manifest in manifests:
         m = _json(manifest)
         counts = {k: v for k, v in m.get("counts", {}).items() if not isinstance(v, dict)}
         rel = manifest.relative_to(run)
@@ -96,10 +97,13 @@ def _labels(run: Path) -> str:
     if naive:
         lines.append(f"- the naive procedure would make {naive} rollouts "
                      f"(this run made {stats.get('rollouts_requested') / naive:.1%} of them)")
-    agree = m.get("oracle_agreement_train")
-    if agree:
-        lines.append(f"- agreement of the SORM train labels with the exact oracle: {_f(agree.get('accuracy'))} "
-                     f"(paper App. G: {PAPER_LABEL_ACCURACY} on 257 hand-labelled GSM8K steps)")
+    for split in ("train", "test"):
+        agree = m.get(f"oracle_agreement_{split}")
+        if agree:
+            lines.append(f"- agreement of the SORM {split} labels with the exact oracle: {_f(agree.get('agreement'))} "
+                         f"over {agree.get('n_steps')} steps ({agree.get('false_positives')} false positives, "
+                         f"{agree.get('false_negatives')} false negatives; paper App. G: {PAPER_LABEL_ACCURACY} "
+                         "on 257 hand-labelled GSM8K steps)")
     return "\n".join(lines) + "\n"
 
 

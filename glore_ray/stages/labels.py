@@ -67,12 +67,13 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     require_done(cfg.run.run_dir, ORM)
     student = student_checkpoint(cfg)
     orm_dir = stage.dir.parent / ORM
-    samples = first_per_question(read_table(orm_dir / "samples"), cfg.labels.sorm_samples_per_question)
+    samples = with_question(read_table(orm_dir / "samples"), questions(cfg, "train"))
+    samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
     train = label_split(cfg, stage, student, "train", samples)
     balanced, masked = (balance_by_step(train["rows"], seed=cfg.run.seed) if cfg.labels.balance
                         else (train["rows"], 0))
     stage.write_table("sorm", balanced)
-    test = label_split(cfg, stage, student, "test", read_table(orm_dir / "test_drafts"))
+    test = label_split(cfg, stage, student, "test", with_question(read_table(orm_dir / "test_drafts"), questions(cfg, "test")))
     counts = {"train_solutions": len(train["rows"]), "test_drafts": len(test["rows"]),
               "balanced_masked": masked, "train_stats": train["stats"], "test_stats": test["stats"]}
     if cfg.data.task == "tiny":
@@ -87,7 +88,10 @@ def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: li
     result = sorm_labels(samples, rollout_verifier(cfg, stage, student, f"verify_{split}"), cfg.labels)
     stage.write_table(f"labels_{split}", result.rows)
     stage.write_table(f"rollouts_{split}", result.rollouts or [{"empty": True}])
-    return {"rows": result.rows, "stats": result.stats.as_dict()}
+    stats = result.stats.as_dict()
+    # What the paper's procedure would cost: K rollouts from every non-final prefix.
+    stats["naive_rollouts_equivalent"] = cfg.labels.sorm_k * sum(len(r["labels"]) - 1 for r in result.rows)
+    return {"rows": result.rows, "stats": stats}
 
 
 def rollout_verifier(cfg: Config, stage: Stage, model: str, table_prefix: str):

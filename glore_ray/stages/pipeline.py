@@ -46,8 +46,9 @@ def run_pipeline(cfg: Config, log=print) -> dict:
         took = time.time() - start
         done_weight += step.weight
         elapsed = time.time() - t0
-        eta = elapsed / done_weight * (total - done_weight) if took > 1 else float("nan")
-        status = "done" if took > 1 else "already done"
+        fresh = manifest.get("finished", 0) >= start  # else the manifest was already there
+        eta = elapsed / done_weight * (total - done_weight) if fresh else float("nan")
+        status = "done" if fresh else "already done"
         log(f"[{i}/{len(steps)}] {step.name}: {status} in {took:.0f}s; elapsed {elapsed:.0f}s"
             + (f", ETA {eta:.0f}s" if eta == eta and i < len(steps) else ""), flush=True)
         summary[step.name] = {"seconds": round(took, 1), "stage_seconds": manifest.get("seconds"),

@@ -21,7 +21,7 @@ import torch
 from glore_ray.config import TrainConfig
 from glore_ray.training import deepspeed_setup as ds
 from glore_ray.training import ray_api
-from glore_ray.training.data import collate, count_tokens, encode_rows, micro_batch_stream, padding_fraction
+from glore_ray.training.data import collate, count_tokens, encode_rows, micro_batch_stream
 from glore_ray.training.losses import cosine_lr, masked_lm_loss, pairwise_loss, step_bce_loss
 
 HF_DIR, STATE_FILE, DS_DIR = "hf", "trainer_state.json", "ds"
@@ -105,8 +105,8 @@ class MetricsLog:
                     self.tb.add_scalar(key, value, record["step"])
 
 
-def _restore(engine) -> dict:
-    checkpoint = ray_api.latest_checkpoint()
+def _restore(engine, fallback_dir: str | None) -> dict:
+    checkpoint = ray_api.latest_checkpoint(fallback_dir)
     if checkpoint is None:
         return {"step": 0}
     with checkpoint.as_directory() as d:
@@ -151,7 +151,7 @@ def train_loop(config: dict) -> None:
 
     lr_lambda = lambda step: cosine_lr(step, steps, cfg.lr_max, cfg.lr_min, cfg.warmup_frac) / cfg.lr_max
     engine = ds.init_engine(model, cfg, world, accum, lr_lambda, cfg.use_gpu)
-    state = _restore(engine)
+    state = _restore(engine, config.get("resume_from"))
     log = MetricsLog(config["out_dir"], state["step"]) if rank == 0 else None
     totals = state.get("totals", {"tokens": 0.0, "padded": 0.0, "seconds": 0.0})
     resumed = state.get("resumed", 0) + int(state["step"] > 0 and not state.get("finished"))

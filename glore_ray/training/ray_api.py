@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 # ---------------------------------------------------------------------------- worker side
 
 
@@ -42,10 +41,16 @@ def shard_rows(name: str) -> list[dict]:
     return canonical_order([dict(row) for row in shard.iter_rows()])
 
 
-def latest_checkpoint():
+def latest_checkpoint(fallback_dir: str | None = None):
+    """Ray Train's latest checkpoint; else ``fallback_dir`` (found on disk by the driver: Ray Train
+    V2 restores only checkpoints its snapshot recorded, and a driver killed right after a
+    checkpoint was written can leave it unrecorded; V2 dropped ``resume_from_checkpoint``)."""
     import ray.train
 
-    return ray.train.get_checkpoint()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and fallback_dir:
+        checkpoint = ray.train.Checkpoint.from_directory(fallback_dir)
+    return checkpoint
 
 
 def report(metrics: dict, directory: str | None) -> None:

@@ -66,6 +66,18 @@ def _dataset_and_count(rows, objective: str):
     return ray_api.dataset_from(rows), count
 
 
+def latest_checkpoint_dir(storage: Path) -> str | None:
+    """The checkpoint under ``storage`` with the most steps (its state file is written by rank 0
+    after the weights), or None."""
+    found = []
+    for state_file in storage.glob(f"*/checkpoint_*/{STATE_FILE}"):
+        try:
+            found.append((json.loads(state_file.read_text())["step"], str(state_file.parent)))
+        except (ValueError, KeyError):
+            continue  # a half-copied checkpoint of a killed driver
+    return max(found)[1] if found else None
+
+
 def _result_from(out_dir: Path, summary: dict) -> TrainResult:
     history_file = out_dir / "metrics.jsonl"
     history = [json.loads(ln) for ln in history_file.read_text().splitlines() if ln] if history_file.exists() else []
@@ -100,6 +112,7 @@ def fine_tune(objective: str, rows, init_path: str, out_dir: str, train_cfg: Tra
         "seed": seed, "reward_head": objective != "lm" if reward_head is None else reward_head,
         "eval_rows": list(eval_rows or []), "fail_at_step": _fail_at_step,
         "fail_marker": str(out.resolve() / "killed_once.marker"),
+        "resume_from": latest_checkpoint_dir(out / "ray"),  # an interrupted earlier call's last checkpoint
     }
     checkpoint = Path(ray_api.run_trainer(train_loop, loop_config, train_cfg, dataset, str(out / "ray"), "train",
                                           train_cfg.max_failures))

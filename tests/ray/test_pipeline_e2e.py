@@ -79,3 +79,66 @@ def test_rerun_is_a_no_op(smoke_run):
     summary = run_pipeline(cfg, log=lambda *a, **k: logs.append(" ".join(map(str, a))))
     assert all("already done" in line for line in logs if "]" in line and ":" in line)
     assert summary["total_seconds"] < 30
+
+
+def test_interrupted_stage_resumes_to_the_same_artifacts(smoke_run):
+    """An interrupted SORM stage (its manifest never written, some verification shards lost, a
+    half-written temp file left behind) is redone from what is on disk, and ends with the same
+    labels as the uninterrupted run; the finished stages before it are not touched."""
+    import shutil
+
+    from glore_ray.stages.labels import run_sorm_labels
+
+    cfg, _, _ = smoke_run
+    stage = Path(cfg.run.run_dir) / "sorm_labels"
+    before = {t: read_table(stage / t) for t in ("labels_train", "labels_test", "sorm")}
+    shards = sorted(stage.glob("verify_train/*/part-*.parquet"))
+    assert shards, "the smoke run made no verification rollouts"
+    student_mtime = (Path(cfg.run.run_dir) / "student" / "manifest.json").stat().st_mtime
+    (stage / "manifest.json").unlink()
+    for table in ("labels_train", "labels_test", "sorm"):
+        shutil.rmtree(stage / table)
+    for shard in shards[::2]:
+        shard.unlink()
+    (shards[0].parent / ".tmp-999-part-00000.parquet").write_bytes(b"half a shard")
+    run_sorm_labels(cfg)
+    assert (stage / "manifest.json").exists()
+    for table, rows in before.items():
+        assert read_table(stage / table) == rows, table
+    assert (Path(cfg.run.run_dir) / "student" / "manifest.json").stat().st_mtime == student_mtime
+
+
+def test_walkthrough_notebook_runs_on_the_run(smoke_run):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    import os
+
+    cfg, _, _ = smoke_run
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "01_glore_walkthrough.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    os.environ["GLORE_RUN_DIR"], os.environ["GLORE_CONFIG"] = str(cfg.run.run_dir), str(CONFIG)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        del os.environ["GLORE_RUN_DIR"], os.environ["GLORE_CONFIG"]
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "first invalid step" in outputs and "Table 3" in outputs
+
+
+def test_expert_iteration_invariants(smoke_run):
+    """Paper 3.1 step 1: only correct samples enter D_i, no duplicates, D_i ⊇ D_{i-1}."""
+    from glore_ray.labeling.expert_iteration import normalized_solution
+
+    cfg, _, _ = smoke_run
+    student = Path(cfg.run.run_dir) / "student"
+    d0 = read_table(student / "round_0" / "dataset")
+    d1 = read_table(student / "round_1" / "dataset")
+    key = lambda r: (r["question_id"], normalized_solution(r["target"]))  # noqa: E731
+    assert d1[: len(d0)] == d0  # D_1 ⊇ D_0, in order
+    assert len({key(r) for r in d1}) == len(d1)  # no duplicates
+    correct = {(s["question_id"], normalized_solution(s["text"]))
+               for s in read_table(student / "round_1" / "rollouts") if s["correct"]}
+    assert {key(r) for r in d1[len(d0):]} <= correct  # every new row is a correct sample
+    rounds = json.loads((student / "rounds.json").read_text())
+    assert len(rounds) == 1 + cfg.student.max_rounds and rounds[1]["new_unique"] == len(d1) - len(d0)

@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from glore_ray.tasks.steps import split_steps
-from glore_ray.training.data import (IGNORE, collate, encode_rows, micro_batch_order, micro_batch_stream,
-                                     padding_fraction, step_token_positions, validate_rows)
+from glore_ray.training.data import (
+    IGNORE,
+    collate,
+    encode_rows,
+    micro_batch_order,
+    micro_batch_stream,
+    padding_fraction,
+    step_token_positions,
+    validate_rows,
+)
 
 PROMPT = "Q: what is 2 + 3 then times 4?\nA: "
 SOLUTION = "2 + 3 = 5\n5 * 4 = 20\n#### 20"

@@ -46,3 +46,4 @@ def test_cluster_yaml_passes_the_launchers_schema():
     util.validate_config(config)  # raises on a schema violation
     assert config["head_node_type"] in config["available_node_types"]
     assert any("gpu" in name for name in config["available_node_types"])
+

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from glore_ray.training.data import IGNORE
-from glore_ray.training.losses import (cosine_lr, masked_lm_loss, pairwise_loss, step_bce_loss,
-                                       total_optimizer_steps)
+from glore_ray.training.losses import cosine_lr, masked_lm_loss, pairwise_loss, step_bce_loss, total_optimizer_steps
 
 
 def test_lm_loss_counts_target_tokens_only():
