@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from glore_ray.artifacts import Stage
+from pathlib import Path
+
+from glore_ray.artifacts import Stage, read_table, require_done
 from glore_ray.config import Config
 from glore_ray.tasks import load_questions
 
@@ -28,9 +30,5 @@ def run_data(cfg: Config, force: bool = False) -> dict:
 
 def questions(cfg: Config, split: str) -> list[dict]:
     """The question rows of a finished data stage."""
-    from glore_ray.artifacts import read_table, require_done
-
     require_done(cfg.run.run_dir, NAME)
-    from pathlib import Path
-
     return read_table(Path(cfg.run.run_dir) / NAME / f"questions_{split}")

@@ -18,12 +18,18 @@ REFINER_KINDS = ("global", "local")
 HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
 
 
+def _model_stage(cfg: Config, family: str, kinds: tuple[str, ...], kind: str, sections: tuple[str, ...],
+                 force: bool) -> Stage:
+    """The stage directory ``<family>/<kind>``, after checking ``kind``."""
+    if kind not in kinds:
+        raise ValueError(f"--kind must be one of {kinds}, got {kind!r}")
+    return Stage(cfg.run.run_dir, f"{family}/{kind}", cfg.digest(*sections, "run.seed"), force)
+
+
 def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
-    if kind not in RM_KINDS:
-        raise ValueError(f"--kind must be one of {RM_KINDS}, got {kind!r}")
     from glore_ray.stages.common import student_checkpoint
 
-    stage = Stage(cfg.run.run_dir, f"reward_models/{kind}", cfg.digest("training.rm", "labels", "run.seed"), force)
+    stage = _model_stage(cfg, "reward_models", RM_KINDS, kind, ("training.rm", "labels"), force)
     if stage.done:
         return stage.manifest
     objective, rows = rm_rows(cfg, kind)
@@ -85,11 +91,9 @@ def split_held_out(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def run_refiner(cfg: Config, kind: str, force: bool = False) -> dict:
-    if kind not in REFINER_KINDS:
-        raise ValueError(f"--kind must be one of {REFINER_KINDS}, got {kind!r}")
     from glore_ray.stages.common import student_checkpoint
 
-    stage = Stage(cfg.run.run_dir, f"refiners/{kind}", cfg.digest("training.refiner", "refine", "run.seed"), force)
+    stage = _model_stage(cfg, "refiners", REFINER_KINDS, kind, ("training.refiner", "refine"), force)
     if stage.done:
         return stage.manifest
     require_done(cfg.run.run_dir, "refine_data")
