@@ -45,23 +45,32 @@ def verifier(generator: HFGenerator, max_new_tokens: int, seed: int):
     return verify
 
 
-def compare(samples, generator, k: int, max_new_tokens: int) -> dict:
-    out = {}
-    for mode in ("naive", "efficient"):
-        config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode)
+def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,)) -> dict:
+    """Naive vs the efficient scheduler at each ``sorm_chunk`` (rollouts per prefix per wave):
+    chunk 1 stops a prefix at its first counting rollout exactly; larger chunks make fewer,
+    larger waves for a few more rollouts."""
+    runs = {}
+    for mode, chunk in [("naive", 1)] + [("efficient", c) for c in chunks]:
+        config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode, sorm_chunk=chunk)
         t0 = time.perf_counter()
         result = sorm_labels(samples, verifier(generator, max_new_tokens, seed=0), config)
-        out[mode] = {"seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
-                     "tokens": result.stats.tokens_generated, "labels": [r["labels"] for r in result.rows]}
-    naive, eff = out["naive"], out["efficient"]
-    return {"solutions": len(samples), "correct": sum(s["correct"] for s in samples),
-            "naive_rollouts": naive["rollouts"], "efficient_rollouts": eff["rollouts"],
-            "naive_tokens": naive["tokens"], "efficient_tokens": eff["tokens"],
-            "naive_seconds": round(naive["seconds"], 2), "efficient_seconds": round(eff["seconds"], 2),
-            "token_ratio": eff["tokens"] / max(1, naive["tokens"]),
-            "rollout_ratio": eff["rollouts"] / max(1, naive["rollouts"]),
-            "speedup": naive["seconds"] / max(1e-9, eff["seconds"]),
-            "labels_identical": naive["labels"] == eff["labels"]}
+        runs[mode if mode == "naive" else f"efficient_chunk{chunk}"] = {
+            "seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
+            "tokens": result.stats.tokens_generated, "waves": result.stats.waves,
+            "labels": [r["labels"] for r in result.rows]}
+    naive = runs["naive"]
+    out = {"solutions": len(samples), "correct": sum(s["correct"] for s in samples),
+           "naive_rollouts": naive["rollouts"], "naive_tokens": naive["tokens"],
+           "naive_seconds": round(naive["seconds"], 2)}
+    for name, r in runs.items():
+        if name == "naive":
+            continue
+        out[name] = {"rollouts": r["rollouts"], "tokens": r["tokens"], "waves": r["waves"],
+                     "seconds": round(r["seconds"], 2), "token_ratio": r["tokens"] / max(1, naive["tokens"]),
+                     "rollout_ratio": r["rollouts"] / max(1, naive["rollouts"]),
+                     "speedup": naive["seconds"] / max(1e-9, r["seconds"]),
+                     "labels_identical": r["labels"] == naive["labels"]}
+    return out
 
 
 def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int):
@@ -109,6 +118,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=60)
     parser.add_argument("--samples-per-question", type=int, default=4)
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--chunks", default="1,2,8", help="efficient scheduler sorm_chunk values to compare")
     parser.add_argument("--gsm8k", default=str(ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sorm_labels.json"))
     args = parser.parse_args()
@@ -116,24 +126,29 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
+    chunks = [int(c) for c in args.chunks.split(",")]
     results = {}
     student = args.student
     if student is None and (ROOT / "runs/tiny/student/final.json").exists():
         student = json.loads((ROOT / "runs/tiny/student/final.json").read_text())["checkpoint"]
     if student:
         samples, gen = tiny_workload(student, args.questions, args.samples_per_question, 64)
-        results["tiny"] = compare(samples, gen, args.k, 64)
+        results["tiny"] = compare(samples, gen, args.k, 64, chunks)
     else:
         print("tiny: skipped (no student: run `make pipeline` first or pass --student)")
     if Path(args.gsm8k).exists():
         samples, gen = gsm8k_workload(Path(args.gsm8k), args.questions)
-        results["gsm8k_format"] = compare(samples, gen, args.k, 48)
-    cols = ["solutions", "correct", "naive_rollouts", "efficient_rollouts", "naive_tokens", "efficient_tokens",
-            "token_ratio", "naive_seconds", "efficient_seconds", "speedup", "labels_identical"]
-    print("| workload | " + " | ".join(cols) + " |")
-    print("|---" * (len(cols) + 1) + "|")
+        results["gsm8k_format"] = compare(samples, gen, args.k, 48, chunks)
+    cols = ["rollouts", "tokens", "token_ratio", "waves", "seconds", "speedup", "labels_identical"]
+    print("| workload | scheduler | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 2) + "|")
     for name, r in results.items():
-        print(f"| {name} | " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+        print(f"| {name} ({r['solutions']} solutions, {r['correct']} correct) | naive | {r['naive_rollouts']} | "
+              f"{r['naive_tokens']} | 1.000 | - | {r['naive_seconds']} | 1.00 | - |")
+        for key, e in r.items():
+            if key.startswith("efficient"):
+                print(f"| {name} | {key} | " + " | ".join(
+                    f"{e[c]:.3f}" if isinstance(e[c], float) else str(e[c]) for c in cols) + " |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from glore_ray.tasks.steps import join_steps, split_steps
@@ -83,12 +85,37 @@ def validate_rows(rows, objective: str, source: str = "rows") -> int:
     return count
 
 
+def row_key(row: dict) -> str:
+    """A content hash of a row: its identity, whatever order or block it arrives in."""
+    return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def canonical_order(rows: list[dict]) -> list[dict]:
     """Rows sorted by a content hash: a worker's shard arrives in whatever order Ray Data produced
     it; sorting first makes the seeded shuffle (and so a resumed run) independent of that order."""
-    def key(row):
-        return hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
-    return sorted(rows, key=key)
+    return sorted(rows, key=row_key)
+
+
+def deterministic_shard(read_rows: Callable[[], Iterable[dict]], rank: int, world: int) -> list[dict]:
+    """Worker ``rank``'s share of all rows: every ``world``-th row of the canonical order, so the
+    split depends on the data alone (sizes differ by at most one row). Two streaming passes over
+    ``read_rows()``: the first keeps only the hashes, the second only this worker's rows.
+
+    >>> rows = [{"x": i} for i in range(5)]
+    >>> parts = [deterministic_shard(lambda: iter(rows), r, 2) for r in (0, 1)]
+    >>> sorted(len(p) for p in parts), sorted(row["x"] for p in parts for row in p)
+    ([2, 3], [0, 1, 2, 3, 4])
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world} workers")
+    wanted = Counter(sorted(row_key(row) for row in read_rows())[rank::world])
+    mine = []
+    for row in read_rows():
+        key = row_key(row)
+        if wanted[key] > 0:  # identical rows are counted, so each copy goes to exactly one worker
+            wanted[key] -= 1
+            mine.append(row)
+    return canonical_order(mine)
 
 
 # --------------------------------------------------------------------------------------------

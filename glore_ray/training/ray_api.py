@@ -32,13 +32,19 @@ def local_rank() -> int:
 
 
 def shard_rows(name: str) -> list[dict]:
-    """This worker's shard of dataset ``name`` as plain rows, in a canonical (content) order."""
+    """This worker's shard of dataset ``name`` as plain rows, in a canonical (content) order.
+
+    Every worker is handed the whole dataset (see ``run_trainer``) and keeps its own deterministic
+    share: Ray Data's streaming split hands rows to whichever worker asks first, so which rows a
+    worker trained on (and so the model) changed from run to run, and a resumed run could not
+    reproduce an uninterrupted one.
+    """
     import ray.train
 
-    from glore_ray.training.data import canonical_order
+    from glore_ray.training.data import deterministic_shard
 
-    shard = ray.train.get_dataset_shard(name)
-    return canonical_order([dict(row) for row in shard.iter_rows()])
+    rows = ray.train.get_dataset_shard(name)
+    return deterministic_shard(lambda: (dict(row) for row in rows.iter_rows()), rank(), world_size())
 
 
 def latest_checkpoint(fallback_dir: str | None = None):
@@ -88,6 +94,7 @@ def run_trainer(train_loop, loop_config: dict, train_cfg, dataset, storage_path:
         run_config=ray.train.RunConfig(name=name, storage_path=str(Path(storage_path).resolve()),
                                        failure_config=ray.train.FailureConfig(max_failures=max_failures)),
         datasets={"train": dataset},
+        dataset_config=ray.train.DataConfig(datasets_to_split=[]),  # workers pick their share: shard_rows
     )
     result = trainer.fit()
     if result.checkpoint is None:
