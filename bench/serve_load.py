@@ -28,8 +28,9 @@ STAGES = ("draft", "orm_draft", "where", "refine", "orm_refinements")
 MODELS = ("Student", "ORM", "SORM", "GlobalRefiner", "LocalRefiner")
 
 
-def tiny_model_dir() -> str:
-    """A random-init tiny Llama + tokenizer trained on tiny-world text, saved in HF format."""
+def tiny_model_dir(size: str) -> str:
+    """A random-init tiny Llama + tokenizer trained on tiny-world text, saved in HF format: the
+    tiny world's model shape (``tiny``: configs/tiny.yaml, 4 x 128) or the smoke shape (2 x 64)."""
     from glore_ray.config import ModelConfig
     from glore_ray.models.tiny import build_tiny_lm
     from glore_ray.models.tokenizer import train_tokenizer
@@ -38,7 +39,8 @@ def tiny_model_dir() -> str:
     problems = generate_problems(300, seed=0, split="train")
     tok = train_tokenizer([f"Q: {p.question}\nA: {p.reference}" for p in problems], vocab_size=384)
     path = tempfile.mkdtemp(prefix="glore_bench_lm_")
-    build_tiny_lm(ModelConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, max_len=256), tok).save_pretrained(path)
+    shape = dict(n_layer=4, d_model=128, n_head=4, d_ff=384) if size == "tiny" else dict(n_layer=2, d_model=64, n_head=4, d_ff=128)
+    build_tiny_lm(ModelConfig(**shape, max_len=256), tok).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
@@ -156,6 +158,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", choices=("tiny", "smoke"), default="tiny",
+                        help="model shape: the tiny world's (4 x 128, default) or the smoke test's (2 x 64)")
     parser.add_argument("--out", default="bench/results/serve_load.json")
     args = parser.parse_args()
     args.seconds = min(args.seconds, 120.0)  # bounded by design
@@ -164,7 +168,7 @@ def main() -> None:
 
     from glore_ray.serving.deployments import load_hf_generator
 
-    path = tiny_model_dir()
+    path = tiny_model_dir(args.model)
     gen = functools.partial(load_hf_generator, path)
     loaders = {"student": gen, "global_refiner": gen, "local_refiner": gen,
                "orm": functools.partial(tiny_scorer, path, 0), "sorm": functools.partial(tiny_scorer, path, 1)}
@@ -188,7 +192,7 @@ def main() -> None:
     ratio = medians["batched"] / max(medians["unbatched"], 1e-9)
     print(f"median throughput ratio batched/unbatched over {args.rounds} rounds: {ratio:.2f}x (goal >= 3x)")
     print("stage share of latency (best batched round):", batched["stage_share_of_latency"])
-    result = {"clients": args.clients, "seconds": args.seconds, "max_new_tokens": args.max_new_tokens,
+    result = {"model": args.model, "clients": args.clients, "seconds": args.seconds, "max_new_tokens": args.max_new_tokens,
               "cpus": 2, "rounds": phases, "median_throughput_rps": medians,
               "best": {"batched": batched, "unbatched": unbatched}, "throughput_ratio": round(ratio, 2)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,31 @@ def verifier(generator: HFGenerator, max_new_tokens: int, seed: int):
     return verify
 
 
+def exact_lower_bound(naive_result) -> dict:
+    """The fewest rollouts (and their tokens) that *any* procedure needs to prove the naive labels
+    with post-processing rule (1), read off the naive run's own rollouts: nothing for a correct
+    solution; for an incorrect one, all K rollouts of every prefix after its last positive prefix
+    (a negative needs every sample to fail) and, at that positive prefix, the rollouts up to its
+    first counting one; each distinct (question, prefix) once."""
+    by_prefix: dict[str, list[dict]] = {}
+    for r in naive_result.rollouts:
+        by_prefix.setdefault(r["prefix_key"], []).append(r)
+    needed: dict[str, list[dict]] = {}
+    for row in naive_result.rows:
+        if row["correct"]:
+            continue
+        raw, keys = row["raw_labels"][:-1], row["prefix_keys"][:-1]
+        last_positive = max((i for i, label in enumerate(raw) if label == 1), default=-1)
+        for i in range(max(last_positive, 0), len(raw)):
+            rollouts = sorted(by_prefix[keys[i]], key=lambda r: r["sample_index"])
+            if i == last_positive:
+                first = next(j for j, r in enumerate(rollouts) if r["counted"])
+                rollouts = rollouts[: first + 1]
+            needed[keys[i]] = rollouts
+    return {"rollouts": sum(len(v) for v in needed.values()),
+            "tokens": sum(r["num_tokens"] for v in needed.values() for r in v)}
+
+
 def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,)) -> dict:
     """Naive vs the efficient scheduler at each ``sorm_chunk`` (rollouts per prefix per wave):
     chunk 1 stops a prefix at its first counting rollout exactly; larger chunks make fewer,
@@ -54,6 +79,8 @@ def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,)) -> dic
         config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode, sorm_chunk=chunk)
         t0 = time.perf_counter()
         result = sorm_labels(samples, verifier(generator, max_new_tokens, seed=0), config)
+        if mode == "naive":
+            bound = exact_lower_bound(result)
         runs[mode if mode == "naive" else f"efficient_chunk{chunk}"] = {
             "seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
             "tokens": result.stats.tokens_generated, "waves": result.stats.waves,
@@ -61,7 +88,9 @@ def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,)) -> dic
     naive = runs["naive"]
     out = {"solutions": len(samples), "correct": sum(s["correct"] for s in samples),
            "naive_rollouts": naive["rollouts"], "naive_tokens": naive["tokens"],
-           "naive_seconds": round(naive["seconds"], 2)}
+           "naive_seconds": round(naive["seconds"], 2),
+           "lower_bound_rollouts": bound["rollouts"], "lower_bound_tokens": bound["tokens"],
+           "lower_bound_token_ratio": bound["tokens"] / max(1, naive["tokens"])}
     for name, r in runs.items():
         if name == "naive":
             continue
@@ -145,6 +174,8 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} ({r['solutions']} solutions, {r['correct']} correct) | naive | {r['naive_rollouts']} | "
               f"{r['naive_tokens']} | 1.000 | - | {r['naive_seconds']} | 1.00 | - |")
+        print(f"| {name} | exact lower bound | {r['lower_bound_rollouts']} | {r['lower_bound_tokens']} | "
+              f"{r['lower_bound_token_ratio']:.3f} | - | - | - | - |")
         for key, e in r.items():
             if key.startswith("efficient"):
                 print(f"| {name} | {key} | " + " | ".join(

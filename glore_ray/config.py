@@ -205,10 +205,12 @@ class RefineConfig:
     """Refinement data and the when/where/how policy (paper 3.1 step 3, 3.2)."""
 
     max_pairs_per_question: int = 4  # global pairs cap per question
-    max_triples_per_question: int = 4  # local triples cap per question
+    max_triples_per_question: int = 4  # local (and App. J value) triples cap per question
     when_threshold: float = 0.5  # ORM score above which a draft is returned unrefined (<= : refine)
     where_threshold: float = 0.5  # first step whose (S)ORM score is <= this is [BAD]
     use_orm_for_where: bool = False  # paper 4.2 ablation: locate the [BAD] step with the ORM, not the SORM
+    # App. J: also train and evaluate a value refiner ([BAD] after the step the student values most)
+    value_refinement: bool = False
     max_new_tokens: int = 256
 
     def __post_init__(self):

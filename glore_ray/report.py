@@ -23,6 +23,12 @@ PAPER_TABLE3 = {"global": (0.203, 0.281, 0.14, 0.255), "local+orm": (0.182, 0.26
 PAPER_TABLE5 = {"GSM8K EI_2 7B": (0.485, 0.55, 0.64, 0.8), "GSM8K EI_2 13B": (0.53, 0.59, 0.71, 0.88),
                 "SVAMP EI_5 7B": (0.58, 0.6, 0.62, 0.70), "SVAMP EI_5 13B": (0.69, 0.75, 0.78, 0.93)}
 PAPER_LABEL_ACCURACY = 0.94  # App. G: SORM data labels vs 257 hand-labelled steps
+# The optional variants' numbers, as the appendices give them (GSM8K, Llama 2 7B students).
+PAPER_APP_F_RERANK = {"orm": 0.56, "contrastive_orm": 0.47}  # rerank accuracy, 7B SFT student, K=96
+PAPER_APP_I_STEP = {"sorm": 0.75, "sorm_filtered": 0.79}  # SORM test-set accuracy: SORM_1 vs SORM'_1
+PAPER_APP_J_FIX = {"value": 0.14, "local+sorm": 0.21}  # fix rate on incorrect drafts, 7B EI student
+PAPER_APP_J_GLOBAL_OVER_VALUE = 0.06  # "even global refinement outperforms value-based refinement by 6%"
+CORE_RMS = ("orm", "balanced_orm", "sorm")
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -31,7 +37,7 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     results = _json(run / "evaluate" / "results.json")
     sections = [f"# GLoRe report: `{run}`\n", _timings(run), _student(run, results), _labels(run),
-                _reward_models(results), _refinement(results, out)]
+                _reward_models(run, results), _refinement(results, out)]
     path = out / "report.md"
     path.write_text("\n".join(s for s in sections if s))
     return path
@@ -107,10 +113,11 @@ def _labels(run: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _reward_models(results: dict) -> str:
+def _reward_models(run: Path, results: dict) -> str:
     rms = results.get("reward_models", {})
     if not rms:
         return ""
+    kinds = [k for k in CORE_RMS if k in rms] + [k for k, v in rms.items() if k not in CORE_RMS and "step" in v]
     exact = any("step_exact" in v for v in rms.values() if isinstance(v, dict))
     head = "| model | step acc (SORM labels) | " + ("step acc (exact) | " if exact else "") + \
         "final acc | FP rate | FN rate | first-error acc | paper step acc | paper final acc |"
@@ -118,21 +125,49 @@ def _reward_models(results: dict) -> str:
              "Source: [evaluate/results.json](../evaluate/results.json). Paper columns: "
              + " / ".join(PAPER_COLUMNS) + ".\n", head, "|---" * head.count("|") + "|"]
     lines[-1] = "|" + "---|" * (head.count("|") - 1)
-    for kind in ("orm", "balanced_orm", "sorm"):
-        r = rms.get(kind)
-        if not r:
-            continue
+    for kind in kinds:
+        r = rms[kind]
         cells = [kind, _f(r["step"]["accuracy"])] + ([_f(r["step_exact"]["accuracy"])] if exact else [])
+        paper = (_paper(PAPER_TABLE1[kind]), _paper(PAPER_TABLE2[kind])) if kind in PAPER_TABLE1 else ("below",) * 2
         cells += [_f(r["final"]["accuracy"]), _f(r["step"]["fp_rate"]), _f(r["step"]["fn_rate"]),
-                  _f(r["first_error_accuracy"]), _paper(PAPER_TABLE1[kind]), _paper(PAPER_TABLE2[kind])]
+                  _f(r["first_error_accuracy"]), *paper]
         lines.append("| " + " | ".join(cells) + " |")
     heur = results.get("student", {}).get("rerank_heuristics", {})
+    lines += _appendix_rms(run, rms, heur)
     if heur:
         methods = list(next(iter(heur.values())))
-        lines += ["\nApp. D rerank heuristics (reranking accuracy over the student's K test samples):\n",
+        lines += ["\nApp. D rerank heuristics (reranking accuracy over the student's K test samples; "
+                  "`final` is Rerank@K):\n",
                   "| model | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         lines += [f"| {k} | " + " | ".join(_f(v[m]) for m in methods) + " |" for k, v in heur.items()]
     return "\n".join(lines) + "\n"
+
+
+def _appendix_rms(run: Path, rms: dict, heur: dict) -> list[str]:
+    """Notes on the optional reward models (App. F, App. I) with the numbers the paper gives."""
+    lines = []
+    if "contrastive_orm" in rms:
+        rerank = {k: heur.get(k, {}).get("final") for k in ("orm", "contrastive_orm")}
+        lines.append(
+            f"\n- **contrastive_orm (App. F)**: Rerank@K {_f(rerank['contrastive_orm'])} vs the classifier ORM's "
+            f"{_f(rerank['orm'])}; paper (GSM8K, 7B SFT student, K=96): {PAPER_APP_F_RERANK['contrastive_orm']} vs "
+            f"{PAPER_APP_F_RERANK['orm']}, \"the classifier to be a strictly better reranker\". Its scores are "
+            "sigmoid(r) of a reward trained only through differences r_good - r_bad at the final step, so the 0.5 "
+            "threshold behind its accuracy and FP/FN rates is not calibrated and its intermediate-step scores were "
+            "never trained; reranking (shift-invariant) is the comparison App. F makes.")
+    if "sorm_filtered" in rms:
+        counts = _json(run / "reward_models" / "sorm_filtered" / "manifest.json").get("counts", {})
+        lines.append(
+            f"\n- **sorm_filtered (App. I)**: the first SORM kept {counts.get('self_filter_rows_kept')} of "
+            f"{counts.get('self_filter_rows_in')} SORM training rows (dropped {counts.get('self_filter_rows_dropped')}, "
+            f"{counts.get('self_filter_rows_unlabelled')} of them with no 0/1 label left by balancing; "
+            f"{counts.get('self_filter_labels_dropped')} of {counts.get('self_filter_labels_in')} step labels "
+            "disagreed and were dropped) "
+            "([reward_models/sorm_filtered/manifest.json](../reward_models/sorm_filtered/manifest.json)); "
+            f"step accuracy {_f(rms['sorm_filtered']['step']['accuracy'])} vs the SORM's "
+            f"{_f(rms.get('sorm', {}).get('step', {}).get('accuracy'))}; paper (GSM8K): SORM'_1 "
+            f"{PAPER_APP_I_STEP['sorm_filtered']} vs SORM_1 {PAPER_APP_I_STEP['sorm']} on the SORM test set.")
+    return lines
 
 
 def _refinement(results: dict, out: Path) -> str:
@@ -155,12 +190,28 @@ def _refinement(results: dict, out: Path) -> str:
               f"{_f(f4['rerank_draft_global_local'])} | {_f(f4['oracle'])} |",
               "\nPaper (GSM8K): reranking draft + refinements improves over the greedy draft by ~8% on average and "
               "over Bo3 by ~8-9%; an oracle reranker by up to 13%.\n"]
+    lines += _value_refinement(ref.get("value"))
     c = ref["complementarity"]
     lines.append(f"Complementarity (paper 4.2): global fixed {c.get('only_a', 0) + c.get('both', 0)}, "
                  f"local+SORM fixed {c.get('only_b', 0) + c.get('both', 0)}, both {c.get('both')}, "
                  f"Jaccard {_f(c.get('jaccard'))}.\n")
     lines.append(_plots(ref, out))
     return "\n".join(lines)
+
+
+def _value_refinement(value: dict | None) -> list[str]:
+    """App. J: value refinement next to SORM local refinement and global refinement."""
+    if not value:
+        return []
+    compare = value["compare"]
+    return ["App. J, value refinement ([BAD] after the ORM's highest-value step), on incorrect drafts:\n",
+            "| method | this run | paper (GSM8K 7B) |", "|---|---|---|",
+            f"| value | {_f(value['fix_rate'])} | {PAPER_APP_J_FIX['value']:.3f} |",
+            f"| local+sorm | {_f(compare['local+sorm'])} | {PAPER_APP_J_FIX['local+sorm']:.3f} |",
+            f"| global | {_f(compare['global'])} | value + {PAPER_APP_J_GLOBAL_OVER_VALUE:.2f} |",
+            f"\nValue refinement: {value['refined_drafts']} drafts refined ({value['no_value_step']} had their "
+            f"highest value at the last step: left as they are), accuracy on all drafts {_f(value['all_drafts'])}, "
+            f"damage rate {_f(value['damage_rate'])}.\n"]
 
 
 def _plots(ref: dict, out: Path) -> str:

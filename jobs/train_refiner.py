@@ -1,7 +1,8 @@
-"""Stage refiners/<kind>: train the global or the local refiner.
+"""Stage refiners/<kind>: train the global or the local refiner, or the App. J value refiner.
 
     python jobs/train_refiner.py --config configs/tiny.yaml --kind local
     ray job submit --working-dir . -- python jobs/train_refiner.py --config configs/tiny.yaml --kind local
+    python jobs/train_refiner.py --config configs/tiny.yaml --kind value refine.value_refinement=true
 """
 
 from glore_ray.cli import run_job

@@ -15,10 +15,19 @@ the positions at which the reward models read their scores (DESIGN §3).
 True
 >>> mark_bad_step("2 + 3 = 5\\n5 * 4 = 21\\n#### 21", 1)
 '2 + 3 = 5\\n[BAD]5 * 4 = 21\\n#### 21'
+
+Value refinement (paper App. J) places ``[BAD]`` differently: after the step the ORM values most
+(the ORM approximates the student's value function V^pi, paper 3), not at a located error.
+
+>>> value_bad_step([0.6, 0.8, 0.3, 0.1])
+2
+>>> value_bad_step([0.6, 0.8, 0.3, 0.9]) is None
+True
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from glore_ray.decide.when import check_threshold
@@ -59,3 +68,26 @@ def mark_bad_step(draft: str, index: int) -> str:
     line = numbers[index]
     lines[line] = BAD_TOKEN + lines[line]
     return "\n".join(lines)
+
+
+def highest_value_step(step_scores: Sequence[float]) -> int | None:
+    """argmax_i ORM(P_i) over a draft's steps (paper App. J: "the highest value step S_i of each
+    draft using the ORM"); ties go to the later step, as in the value-refinement training data
+    (:func:`glore_ray.labeling.refine_pairs.highest_value_prefix`); a NaN score never wins unless
+    every score is NaN; ``None`` when there are no steps."""
+    best = None
+    for index, score in enumerate(step_scores):
+        value = -math.inf if score != score else score
+        if best is None or value >= best[1]:
+            best = (index, value)
+    return None if best is None else best[0]
+
+
+def value_bad_step(step_scores: Sequence[float]) -> int | None:
+    """Where the value refiner's ``[BAD]`` goes: before S_{i+1}, S_i the highest-value step.
+    ``None`` (no value refinement) when the highest-value step is the last one, the whole draft,
+    so nothing after it is to be redone, or when there are no steps."""
+    best = highest_value_step(step_scores)
+    if best is None or best == len(step_scores) - 1:
+        return None
+    return best + 1

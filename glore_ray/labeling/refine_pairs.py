@@ -3,7 +3,9 @@
 Global: pair an incorrect sample of a question with a correct one, (Q, A_incorrect, A_correct).
 Local: take an incorrect sample whose first negative SORM label is step i, insert ``[BAD]`` at
 the start of step i, and target the verified prefix P_{i-1} followed by a counting (correct and
-consistent) verifying rollout from it. Serving and evaluation import the prompt builders.
+consistent) verifying rollout from it. Value refinement (App. J): ``[BAD]`` after the step with
+the highest value for the student, the target a correct rollout that leaves the draft there.
+Serving and evaluation import the prompt builders.
 
 >>> print(global_prompt("How many?", "2 + 2 = 5\\n#### 5"), end="")
 Q: How many?
@@ -106,14 +108,8 @@ def local_triples(label_rows: list[dict], cap_per_question: int | None, seed: in
         triple = _local_triple(row, correct_by_q, skipped)
         if triple is not None:
             candidates[row["question_id"]].setdefault(triple["draft"], triple)
-    rows = []
-    for qid in sorted(candidates):
-        found = list(candidates[qid].values())
-        picks = _capped(len(found), cap_per_question, random.Random(f"local/{seed}/{qid}"), report)
-        rows.extend(found[k] for k in picks)
-    report.rows = len(rows)
+    rows = _capped_rows(candidates, cap_per_question, f"local/{seed}", report)
     return rows, report
-
 
 
 def _local_triple(row: dict, correct_by_q: dict, skipped: dict) -> dict | None:
@@ -137,6 +133,114 @@ def _local_triple(row: dict, correct_by_q: dict, skipped: dict) -> dict | None:
         target = join_steps(split_steps(join_steps(steps[:bad]) + witness))
     return {"question_id": row["question_id"], "prompt": local_prompt(question_of(row), row["solution"], bad),
             "target": target, "draft": row["solution"], "bad_step": bad}
+
+
+def value_triples(label_rows: list[dict], rollouts: list[dict], cap_per_question: int | None,
+                  seed: int) -> tuple[list[dict], PairReport]:
+    """Value-refinement rows (paper App. J) {question_id, prompt (local refiner prompt), target,
+    draft, bad_step, value_step, value} from the SORM label rows of the train split and the
+    audit table of their verifying rollouts (``rollouts_<split>`` of stage ``sorm_labels``).
+
+    For each incorrect solution S the highest-value step S_i is the rolled-out prefix P_i with
+    the largest share of correct verifying rollouts (App. J: "the step with the most correct
+    verifying rollouts"); ``[BAD]`` goes before S_{i+1}; the target is P_i followed by the first
+    (by sample index) correct rollout from P_i whose first step differs from S_{i+1} (App. J:
+    "one of the verifying rollouts whose first step differs from S_{i+1}"). Solutions without
+    such a rollout are skipped and counted.
+    """
+    skipped = {"correct_draft": 0, "no_rollouts": 0, "no_correct_rollout": 0, "no_differing_rollout": 0}
+    report = PairReport(skipped=skipped)
+    by_prefix = rollouts_by_prefix(rollouts)
+    candidates = defaultdict(dict)  # qid -> draft text -> row
+    for n, row in enumerate(label_rows):
+        for name in ("question_id", "solution", "correct", "prefix_keys", "rollouts_per_step"):
+            if row.get(name) is None:
+                raise ValueError(f"label row {n} (question {row.get('question_id')!r}): missing {name!r}; "
+                                 "value refinement needs the audit fields of sorm_labels/labels_train")
+        if row["correct"]:
+            skipped["correct_draft"] += 1
+            continue
+        triple = _value_triple(row, n, by_prefix, skipped)
+        if triple is not None:
+            candidates[row["question_id"]].setdefault(triple["draft"], triple)
+    return _capped_rows(candidates, cap_per_question, f"value/{seed}", report), report
+
+
+def rollouts_by_prefix(rollouts: list[dict]) -> dict[str, list[dict]]:
+    """The audit rollouts grouped by prefix key, each group in sample-index order, one row per
+    (prefix, sample index): the naive scheduler records a prefix shared by several solutions once
+    per solution, with the same seeded rollouts. Rows without a prefix key (the placeholder row of
+    an empty audit table) are left out."""
+    groups: dict[str, dict[int, dict]] = defaultdict(dict)
+    for n, r in enumerate(rollouts):
+        if r.get("prefix_key") is None:
+            continue
+        if not isinstance(r.get("text"), str) or not isinstance(r.get("correct"), bool) \
+                or not isinstance(r.get("sample_index"), int):
+            raise ValueError(f"rollout {n} (prefix {r['prefix_key']!r}): needs str 'text', bool 'correct' "
+                             "and int 'sample_index'")
+        groups[r["prefix_key"]].setdefault(r["sample_index"], r)
+    return {key: [rs[j] for j in sorted(rs)] for key, rs in groups.items()}
+
+
+def highest_value_prefix(row: dict, by_prefix: dict[str, list[dict]], where: str) -> tuple[int, float] | None:
+    """(i, share of correct rollouts from P_i) for the best rolled-out non-final prefix of a label
+    row; None when none of its prefixes was rolled out.
+
+    Only rolled-out prefixes compete. The efficient scheduler scans an incorrect solution from
+    its last non-answer step backwards and stops at the first positive prefix, so the prefixes
+    before that one are never rolled out: rule (1) labels them without an estimate of their value.
+    A share (not a count) because prefixes get different numbers of rollouts (each stops at its
+    first counting one). Ties go to the later step: it keeps more of the draft, and nothing we
+    sampled says the earlier step is better. "Correct" is the grader's verdict alone: the value
+    V^pi(S_i) is the chance the student reaches the right answer from S_i (App. J); the
+    consistency check (2) filters noise out of the SORM's V* labels, not out of V^pi.
+    """
+    best = None
+    for i, key in enumerate(row["prefix_keys"][:-1]):  # the last step is P_L: no rollouts
+        made = by_prefix.get(key, [])
+        if len(made) != row["rollouts_per_step"][i]:
+            raise ValueError(f"{where}, step {i}: the label row counts {row['rollouts_per_step'][i]} rollouts "
+                             f"but the rollouts table holds {len(made)} for prefix {key!r} (another split or run?)")
+        if made:
+            value = sum(r["correct"] for r in made) / len(made)
+            if best is None or value >= best[1]:
+                best = (i, value)
+    return best
+
+
+def _value_triple(row: dict, n: int, by_prefix: dict, skipped: dict) -> dict | None:
+    where = f"label row {n} (question {row['question_id']!r})"
+    best = highest_value_prefix(row, by_prefix, where)
+    if best is None:
+        skipped["no_rollouts"] += 1
+        return None
+    i, value = best
+    if value == 0:
+        skipped["no_correct_rollout"] += 1
+        return None
+    steps = split_steps(row["solution"])
+    following = steps[i + 1]
+    rollout = next((r for r in by_prefix[row["prefix_keys"][i]]
+                    if r["correct"] and split_steps(r["text"])[:1] != [following]), None)
+    if rollout is None:
+        skipped["no_differing_rollout"] += 1
+        return None
+    return {"question_id": row["question_id"], "prompt": local_prompt(question_of(row), row["solution"], i + 1),
+            "target": join_steps(steps[: i + 1] + split_steps(rollout["text"])), "draft": row["solution"],
+            "bad_step": i + 1, "value_step": i, "value": value}
+
+
+def _capped_rows(candidates: dict[str, dict], cap: int | None, tag: str, report: PairReport) -> list[dict]:
+    """Every question's candidate rows (qid -> draft -> row), capped per question by a seeded
+    choice (``tag``/qid seeds it); sets ``report.rows``."""
+    rows = []
+    for qid in sorted(candidates):
+        found = list(candidates[qid].values())
+        picks = _capped(len(found), cap, random.Random(f"{tag}/{qid}"), report)
+        rows.extend(found[k] for k in picks)
+    report.rows = len(rows)
+    return rows
 
 
 def _capped(n: int, cap: int | None, rng: random.Random, report: PairReport) -> list[int]:

@@ -152,3 +152,57 @@ def label_row(sample: dict, steps: list[str], labels: list[int], audit: dict) ->
         "correct": sample["correct"],
         **audit,
     }
+
+
+@dataclass
+class SelfFilterReport:
+    """What App. I's self-supervised filter kept of the SORM training set."""
+
+    rows_in: int = 0
+    rows_kept: int = 0  # rows with at least one step label left
+    rows_dropped: int = 0  # rows with no label left: every label disagreed, or none was 0/1
+    rows_unlabelled: int = 0  # of rows_dropped: no 0/1 label to begin with (balancing masked all)
+    labels_in: int = 0  # 0/1 step labels before filtering
+    labels_kept: int = 0
+    labels_dropped: int = 0  # set to -1: the first SORM disagreed
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def self_filter(rows: list[dict], step_scores: list[list[float]], threshold: float = 0.5
+                ) -> tuple[list[dict], SelfFilterReport]:
+    """App. I: drop every training pair (Q, P_i, l_i) whose label disagrees with a first SORM's
+    verdict l'_i = 1[SORM(Q, P_i) > threshold]; keep the rows that still have a label.
+
+    A training pair is one step of a row, so a disagreeing step becomes -1 (ignored, as
+    balancing does) rather than losing the row's other steps. ``step_scores[r]`` are the first
+    SORM's scores of row r's steps; a row cut at the model's context has fewer scores than steps,
+    and its unscored steps (which training truncates too) keep their labels. Returns new rows
+    (inputs untouched) and the counts.
+
+    >>> rows, report = self_filter([{"labels": [1, 0, -1]}, {"labels": [0]}], [[0.9, 0.7, 0.1], [0.8]])
+    >>> rows, report.rows_dropped, report.labels_dropped
+    ([{'labels': [1, -1, -1]}], 1, 2)
+    """
+    if len(rows) != len(step_scores):
+        raise ValueError(f"self_filter: {len(rows)} rows but {len(step_scores)} score lists")
+    report, kept = SelfFilterReport(rows_in=len(rows)), []
+    for n, (row, scores) in enumerate(zip(rows, step_scores, strict=True)):
+        if len(scores) > len(row["labels"]):
+            raise ValueError(f"self_filter: row {n} (question {row.get('question_id')!r}) has "
+                             f"{len(row['labels'])} labels but {len(scores)} scores")
+        verdicts = [score > threshold for score in scores] + [None] * (len(row["labels"]) - len(scores))
+        labels = [label if label == IGNORE or verdict is None or verdict == bool(label) else IGNORE
+                  for label, verdict in zip(row["labels"], verdicts, strict=True)]
+        given = sum(label != IGNORE for label in row["labels"])
+        left = sum(label != IGNORE for label in labels)
+        report.rows_unlabelled += given == 0
+        report.labels_in += given
+        report.labels_kept += left
+        report.labels_dropped += given - left
+        if left:
+            kept.append(dict(row, labels=labels))
+    report.rows_kept = len(kept)
+    report.rows_dropped = len(rows) - len(kept)
+    return kept, report

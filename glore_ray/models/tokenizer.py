@@ -8,8 +8,8 @@ step 3). The result saves and reloads with ``AutoTokenizer.from_pretrained``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 BAD_TOKEN = "[BAD]"
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"

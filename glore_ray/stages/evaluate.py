@@ -3,9 +3,12 @@
 - Table 5 (App. B): the student's maj@1, maj@K, pass@K per EI round, and Rerank@K by the ORM.
 - Tables 1-2 (4.1): step and final-answer accuracy of ORM, balanced ORM and SORM against the
   SORM-procedure test labels (and, in the tiny world, the exact oracle labels); FP/FN rates;
-  accuracy of the located first error; App. D rerank heuristics over K student samples.
+  accuracy of the located first error; App. D rerank heuristics over K student samples. The
+  extra reward models of ``pipeline.extra_reward_models`` that have been trained (App. F
+  contrastive ORM, App. I self-filtered SORM) get the same rows, and Rerank@K (App. F's metric).
 - Figure 3, Table 3, Figure 4 (4.2): refinement accuracies, the complementarity of global and
   local refinement, and ORM reranking of draft + refinements against greedy and Bo3.
+- App. J, with ``refine.value_refinement``: the value refiner at the ORM's highest-value step.
 
 Generation goes through the Ray Data sampler and scoring through Ray tasks; everything else is
 the pure policy (:mod:`glore_ray.decide`) and metrics (:mod:`glore_ray.metrics`).
@@ -16,9 +19,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, read_table, require_done
+from glore_ray.artifacts import Stage, StageError, read_table, require_done
 from glore_ray.config import Config
 from glore_ray.decide.how import global_prompt, local_prompt, local_solution
+from glore_ray.decide.where import value_bad_step
 from glore_ray.metrics import (
     damage_rate,
     final_answer_accuracy,
@@ -43,7 +47,7 @@ RMS = ("orm", "balanced_orm", "sorm")
 
 
 def run_evaluate(cfg: Config, force: bool = False) -> dict:
-    stage = Stage(cfg.run.run_dir, NAME, cfg.digest("refine", "run.seed"), force)
+    stage = Stage(cfg.run.run_dir, NAME, cfg.digest("refine", "pipeline.extra_reward_models", "run.seed"), force)
     if stage.done:
         return stage.manifest
     run = Path(cfg.run.run_dir)
@@ -54,6 +58,8 @@ def run_evaluate(cfg: Config, force: bool = False) -> dict:
     labels = {r["question_id"]: r for r in read_table(run / "sorm_labels" / "labels_test")}
     drafts = [d for d in drafts if d["question_id"] in labels]  # drafts with at least one step
     rms = {k: model_checkpoint(cfg.run.run_dir, f"reward_models/{k}") for k in RMS}
+    extras, not_trained = extra_reward_models(cfg)
+    rms |= extras
     scorer = _scorer(cfg)
 
     draft_scores = {k: scorer(path, [labels[d["question_id"]]["prompt"] for d in drafts],
@@ -61,14 +67,28 @@ def run_evaluate(cfg: Config, force: bool = False) -> dict:
     results = {"n_test_drafts": len(drafts),
                "draft_accuracy": _mean([d["correct"] for d in drafts]),
                "reward_models": reward_model_tables(cfg, drafts, labels, draft_scores, test),
-               "student": student_table(cfg, run, rms["orm"], scorer, test),
+               "student": student_table(cfg, run, {k: rms[k] for k in ("orm", "sorm", *extras)}, scorer, test),
                "refinement": refinement_tables(cfg, stage, drafts, labels, draft_scores, test, rms["orm"], scorer)}
+    if not_trained:
+        results["reward_models_not_trained"] = not_trained
     results["refinement"]["figure4"]["bo3"] = results["student"]["bo3"]
     stage.write_json("results.json", results)
     from glore_ray.report import write_report
 
     report = write_report(cfg.run.run_dir)
     return stage.finish({"test_drafts": len(drafts)}, extra={"report": str(report)})
+
+
+def extra_reward_models(cfg: Config) -> tuple[dict[str, str], list[str]]:
+    """({kind: checkpoint} of the configured extra reward models that have finished, [the
+    configured ones that have not]): a standalone evaluate job scores what is there."""
+    found, missing = {}, []
+    for kind in cfg.pipeline.extra_reward_models:
+        try:
+            found[kind] = model_checkpoint(cfg.run.run_dir, f"reward_models/{kind}")
+        except StageError:
+            missing.append(kind)
+    return found, missing
 
 
 def _scorer(cfg: Config):
@@ -110,8 +130,10 @@ def _exact_labels(cfg, drafts, labels, test):
             for d in drafts]
 
 
-def student_table(cfg, run: Path, orm: str, scorer, test) -> dict:
-    """Table 5 rows per EI round, the final student's Rerank@K by the ORM, and App. D."""
+def student_table(cfg, run: Path, rms: dict[str, str], scorer, test) -> dict:
+    """Table 5 rows per EI round, the final student's Rerank@K by the ORM, and App. D's heuristics
+    for every reward model in ``rms`` (heuristic ``final`` is Rerank@K: App. F compares the
+    contrastive ORM's rerank accuracy with the ORM's)."""
     rounds = json.loads((run / "student" / "rounds.json").read_text())
     final = json.loads((run / "student" / "final.json").read_text())["round"]
     samples = by_question(read_table(run / "student" / f"round_{final}" / "eval_samples"))
@@ -119,10 +141,7 @@ def student_table(cfg, run: Path, orm: str, scorer, test) -> dict:
     per_q = [sorted(samples[q], key=lambda s: s["sample_index"]) for q in qids]
     prompts = [f"Q: {test[q]['question']}\nA: " for q, ss in zip(qids, per_q) for _ in ss]
     texts = [s["text"] for ss in per_q for s in ss]
-    flat = {}
-    for kind in ("orm", "sorm"):
-        path = model_checkpoint(cfg.run.run_dir, f"reward_models/{kind}")
-        flat[kind] = _regroup(scorer(path, prompts, _nonempty(texts)), per_q)
+    flat = {kind: _regroup(scorer(path, prompts, _nonempty(texts)), per_q) for kind, path in rms.items()}
     correct = [[bool(s["correct"]) for s in ss] for ss in per_q]
     k = cfg.student.eval_k
     return {"rounds": rounds, "final_round": final,
@@ -146,11 +165,13 @@ def _regroup(flat_scores, per_q):
 
 
 def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, scorer) -> dict:
-    """Figure 3, Table 3, Figure 4 and the complementarity of global and local refinement."""
+    """Figure 3, Table 3, Figure 4 and the complementarity of global and local refinement; with
+    ``refine.value_refinement`` also App. J's value refinement."""
     from glore_ray.rollout.engine import RolloutRequest
 
     T = cfg.refine.where_threshold
-    plans = {"global": {}, "local_sorm": {}, "local_orm": {}}
+    value_on = cfg.refine.value_refinement
+    plans = {"global": {}, "local_sorm": {}, "local_orm": {}, **({"value": {}} if value_on else {})}
     for d, s_sorm, s_orm in zip(drafts, draft_scores["sorm"], draft_scores["orm"]):
         qid, question, draft = d["question_id"], test[d["question_id"]]["question"], labels[d["question_id"]]["solution"]
         plans["global"][qid] = (global_prompt(question, draft), None)
@@ -158,8 +179,13 @@ def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, score
             bad = first_error(scores, T)
             if bad is not None:
                 plans[kind][qid] = (local_prompt(question, draft, bad), bad)
-    checkpoints = {"global": model_checkpoint(cfg.run.run_dir, "refiners/global"),
-                   "local": model_checkpoint(cfg.run.run_dir, "refiners/local")}
+        # App. J: "label the highest value step S_i of each draft using the ORM, placing the [BAD]
+        # token as a prefix to S_{i+1}"; a draft whose best step is its last gets no refinement.
+        bad = value_bad_step(s_orm) if value_on else None
+        if bad is not None:
+            plans["value"][qid] = (local_prompt(question, draft, bad), bad)
+    checkpoints = {kind: model_checkpoint(cfg.run.run_dir, f"refiners/{kind}")
+                   for kind in ("global", "local", *(("value",) if value_on else ()))}
     solutions = {}
     for kind, plan in plans.items():
         requests = [RolloutRequest(qid, prompt, answer=test[qid]["answer"], greedy=True)
@@ -177,7 +203,22 @@ def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, score
                 solutions[kind][qid] = out if kind == "global" else local_solution(draft, plan[qid][1], out)
     stage.write_table("refinements", [{"question_id": q, "kind": k, "solution": s}
                                       for k, by_q in solutions.items() for q, s in by_q.items()])
-    return refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer)
+    metrics = refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer)
+    if value_on:
+        metrics["value"] = value_refinement_summary(metrics, plans["value"], drafts)
+    return metrics
+
+
+def value_refinement_summary(metrics: dict, plan: dict, drafts: list[dict]) -> dict:
+    """App. J's numbers next to the refiners it is compared with (paper: value refinement fixes
+    14% of incorrect drafts, SORM local refinement 21%, global refinement 6 points more than value)."""
+    value = metrics["figure3"]["value"]
+    incorrect = {d["question_id"] for d in drafts if not d["correct"]}
+    return {"fix_rate": value["incorrect_drafts"], "all_drafts": value["all_drafts"],
+            "damage_rate": value["damage_rate"],
+            "refined_drafts": len(plan), "refined_incorrect_drafts": len(incorrect & set(plan)),
+            "no_value_step": len(drafts) - len(plan),  # the ORM valued the whole draft most
+            "compare": {"local+sorm": metrics["table3"]["local+sorm"], "global": metrics["table3"]["global"]}}
 
 
 def refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer) -> dict:

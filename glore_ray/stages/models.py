@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, read_table, require_done
+from glore_ray.artifacts import Stage, StageError, read_table, require_done
 from glore_ray.config import Config
 
 RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered")
-REFINER_KINDS = ("global", "local")
+REFINER_KINDS = ("global", "local", "value")  # value: App. J, with refine.value_refinement on
 HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
 
 
@@ -32,22 +32,24 @@ def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
     stage = _model_stage(cfg, "reward_models", RM_KINDS, kind, ("training.rm", "labels"), force)
     if stage.done:
         return stage.manifest
-    objective, rows = rm_rows(cfg, kind)
+    objective, rows, data_counts = rm_rows(cfg, kind)
     if not rows:
         raise ValueError(f"reward model {kind!r}: no training rows (did the labelling stages produce any?)")
     train, held_out = split_held_out(rows)
     result = _fine_tune(objective, train, student_checkpoint(cfg), stage, cfg.training.rm, held_out, cfg.run.seed)
-    return stage.finish({"rows": len(train), "held_out": len(held_out), "final_loss": result.final_loss,
+    return stage.finish({"rows": len(train), "held_out": len(held_out), **data_counts,
+                         "final_loss": result.final_loss,
                          "tokens_per_s": result.tokens_per_s, "padding_fraction": result.padding_fraction,
                          "truncated": result.truncated, "eval": result.eval},
                         extra={"checkpoint": result.checkpoint})
 
 
-def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict]]:
+def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict], dict]:
+    """(objective, training rows, counts of how the rows were made) of reward model ``kind``."""
     run = Path(cfg.run.run_dir)
     if kind in ("orm", "balanced_orm"):
         require_done(run, "orm_data")
-        return "step_bce", read_table(run / "orm_data" / kind)
+        return "step_bce", read_table(run / "orm_data" / kind), {}
     if kind == "contrastive_orm":
         from glore_ray.labeling.contrastive import contrastive_pairs
 
@@ -55,29 +57,30 @@ def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict]]:
         samples = read_table(run / "orm_data" / "samples")
         prompts = {r["question_id"]: r["prompt"] for r in read_table(run / "orm_data" / "orm")}
         samples = [{**s, "prompt": prompts[s["question_id"]]} for s in samples if s["question_id"] in prompts]
-        return "pairwise", contrastive_pairs(samples, cfg.labels.orm_k, cfg.run.seed)
+        pairs = contrastive_pairs(samples, cfg.labels.orm_k, cfg.run.seed)
+        return "pairwise", pairs, {"pairs": len(pairs), "pair_questions": len({p["question_id"] for p in pairs})}
     require_done(run, "sorm_labels")
     rows = read_table(run / "sorm_labels" / "sorm")
     if kind == "sorm_filtered":
-        rows = self_filtered(cfg, rows)
-    return "step_bce", rows
+        rows, report = self_filtered(cfg, rows)
+        # Flat keys: the run report's stage table shows a manifest's scalar counts.
+        return "step_bce", rows, {f"self_filter_{k}": v for k, v in report.as_dict().items()}
+    return "step_bce", rows, {}
 
 
-def self_filtered(cfg: Config, rows: list[dict]) -> list[dict]:
-    """App. I: drop samples whose SORM label disagrees with a first SORM's prediction (at the
-    solution's first negative step), then train again on the rest."""
-    from glore_ray.models.loading import load_reward_model
+def self_filtered(cfg: Config, rows: list[dict]):
+    """App. I: score the SORM training rows with the first SORM (``reward_models/sorm``, trained
+    on these very rows) and drop every step label it disagrees with (:func:`self_filter`)."""
+    from glore_ray.labeling.sorm import self_filter
+    from glore_ray.rollout.scoring import score_steps
 
-    first = Path(cfg.run.run_dir) / "reward_models" / "sorm"
-    require_done(first.parent, "sorm")
-    model = load_reward_model(str(_checkpoint(first)), "cpu")
-    scores = model.score_steps([r["prompt"] for r in rows], [r["solution"] for r in rows])
-    keep = []
-    for row, s in zip(rows, scores):
-        agree = all(label == -1 or (p > 0.5) == bool(label) for label, p in zip(row["labels"], s))
-        if agree:
-            keep.append(row)
-    return keep
+    run = Path(cfg.run.run_dir)
+    require_done(run / "reward_models", "sorm")
+    first = str(_checkpoint(run / "reward_models" / "sorm"))
+    scores = score_steps(first, [r["prompt"] for r in rows], [r["solution"] for r in rows],
+                         chunks=cfg.rollout.num_actors, num_cpus=cfg.rollout.cpus_per_actor,
+                         num_gpus=cfg.rollout.gpus_per_actor)
+    return self_filter(rows, scores)
 
 
 def split_held_out(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -93,11 +96,18 @@ def split_held_out(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 def run_refiner(cfg: Config, kind: str, force: bool = False) -> dict:
     from glore_ray.stages.common import student_checkpoint
 
+    if kind == "value" and not cfg.refine.value_refinement:
+        raise ValueError("refiners/value: set refine.value_refinement=true (refine_data then writes the App. J "
+                         "value-refinement table this refiner trains on)")
     stage = _model_stage(cfg, "refiners", REFINER_KINDS, kind, ("training.refiner", "refine"), force)
     if stage.done:
         return stage.manifest
     require_done(cfg.run.run_dir, "refine_data")
-    rows = read_table(Path(cfg.run.run_dir) / "refine_data" / kind)
+    table = Path(cfg.run.run_dir) / "refine_data" / kind
+    if kind == "value" and not table.exists():
+        raise StageError(f"{table}: missing; refine_data ran with refine.value_refinement off. Re-run it "
+                         "(jobs/refine_data.py --force) with the option on")
+    rows = read_table(table)
     if not rows:
         raise ValueError(f"refiner {kind!r}: refine_data/{kind} is empty")
     result = _fine_tune("lm", rows, student_checkpoint(cfg), stage, cfg.training.refiner, None, cfg.run.seed)

@@ -29,7 +29,8 @@ def pipeline_steps(cfg: Config) -> list[Step]:
     steps += [Step(f"reward_models/{k}", lambda c, k=k: run_reward_model(c, k), 0.06)
               for k in ("orm", "balanced_orm", "sorm", *cfg.pipeline.extra_reward_models)]
     steps += [Step("refine_data", run_refine_data, 0.01)]
-    steps += [Step(f"refiners/{k}", lambda c, k=k: run_refiner(c, k), 0.06) for k in ("global", "local")]
+    refiners = ("global", "local", *(("value",) if cfg.refine.value_refinement else ()))  # value: App. J
+    steps += [Step(f"refiners/{k}", lambda c, k=k: run_refiner(c, k), 0.06) for k in refiners]
     steps += [Step("evaluate", run_evaluate, 0.08)]
     return steps
 

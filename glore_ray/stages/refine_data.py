@@ -1,4 +1,5 @@
-"""Stage ``refine_data``: global pairs and local triples (paper 3.1 step 3)."""
+"""Stage ``refine_data``: global pairs and local triples (paper 3.1 step 3), and with
+``refine.value_refinement`` the value-refinement rows of paper App. J."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from glore_ray.artifacts import Stage, read_table, require_done
 from glore_ray.config import Config
-from glore_ray.labeling.refine_pairs import global_pairs, local_triples
+from glore_ray.labeling.refine_pairs import global_pairs, local_triples, value_triples
 from glore_ray.stages.labels import with_question
 
 NAME = "refine_data"
@@ -27,5 +28,13 @@ def run_refine_data(cfg: Config, force: bool = False) -> dict:
     triples, triple_report = local_triples(labels, cfg.refine.max_triples_per_question, cfg.run.seed)
     stage.write_table("global", pairs)
     stage.write_table("local", triples)
-    return stage.finish({"global": len(pairs), "local": len(triples)},
-                        extra={"global_report": pair_report.__dict__, "local_report": triple_report.__dict__})
+    counts = {"global": len(pairs), "local": len(triples)}
+    extra = {"global_report": pair_report.__dict__, "local_report": triple_report.__dict__}
+    if cfg.refine.value_refinement:
+        # App. J reuses the SORM data: the train split's label rows and every verifying rollout.
+        rollouts = read_table(run / "sorm_labels" / "rollouts_train")
+        value, value_report = value_triples(labels, rollouts, cfg.refine.max_triples_per_question, cfg.run.seed)
+        stage.write_table("value", value)
+        counts |= {"value": len(value), "value_incorrect_solutions": sum(not r["correct"] for r in labels)}
+        extra["value_report"] = value_report.__dict__
+    return stage.finish(counts, extra=extra)

@@ -154,7 +154,7 @@ def test_killed_pipeline_resumes_to_the_same_artifacts(smoke_run):
     stage = run / "evaluate"
     before = {"results": json.loads((stage / "results.json").read_text()),
               "refinements": read_table(stage / "refinements"),
-              "report": (run / "report" / "report.md").read_text()}
+              "report": _without_stage_timings((run / "report" / "report.md").read_text())}
     earlier = {p: p.stat().st_mtime_ns for p in run.glob("*/manifest.json") if p.parent.name != "evaluate"}
     earlier |= {p: p.stat().st_mtime_ns for p in run.glob("*/*/manifest.json")}
     shutil.rmtree(stage)
@@ -183,5 +183,12 @@ def test_killed_pipeline_resumes_to_the_same_artifacts(smoke_run):
     assert (again.st_ino, again.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)  # not resampled
     assert json.loads((stage / "results.json").read_text()) == before["results"]
     assert read_table(stage / "refinements") == before["refinements"]
-    assert (run / "report" / "report.md").read_text() == before["report"]
+    assert _without_stage_timings((run / "report" / "report.md").read_text()) == before["report"]
     assert {p: p.stat().st_mtime_ns for p in earlier} == earlier
+
+
+def _without_stage_timings(report: str) -> str:
+    """The report less its "Stages" table, whose seconds differ between runs (and which another
+    test in this module changes by redoing sorm_labels)."""
+    head, found, rest = report.partition("## Stages")
+    return head + (rest[rest.index("\n## "):] if found and "\n## " in rest else "")

@@ -1,5 +1,6 @@
 """Configs: every shipped YAML loads; bad keys, types and values are named with their source."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -62,5 +63,5 @@ def test_errors_name_key_and_source(tmp_path):
 
 def test_config_is_frozen():
     cfg = load_config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.student.k = 3

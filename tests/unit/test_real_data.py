@@ -4,13 +4,12 @@ import json
 import re
 
 import pytest
-
 from conftest import shared_file
-from glore_ray.tasks.gsm8k import load_gsm8k
+
 from glore_ray.tasks.grading import answers_match, is_correct
+from glore_ray.tasks.gsm8k import load_gsm8k
 from glore_ray.tasks.steps import is_consistent, split_steps
 from glore_ray.tasks.svamp import evaluate_equation, load_svamp
-
 
 SVAMP_KNOWN_BAD = {"svamp-chal-680"}
 # The dataset's own text: Question "How many old games do they have 3" (a stray number, no '?').
