@@ -106,6 +106,30 @@ def summarize(rows: list[dict], seconds: float) -> dict:
             "mean_ms": round(statistics.fmean(lat), 1), "stage_share_of_latency": share}
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each Serve process (by its title: proxy, controller, each
+    replica) and by this client process: where the machine's cores go during a phase."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if proc.pid == psutil.Process().pid:
+            name = "bench clients"
+        elif "ServeReplica" in title:
+            name = title.split(":")[-1].split()[0]  # ray::ServeReplica:bench:Student -> Student
+        elif "ProxyActor" in title:
+            name = "HTTP proxy"
+        elif title.startswith("ray::") or "raylet" in title or "gcs_server" in title:
+            name = "other Ray"
+        else:
+            continue
+        times = proc.info["cpu_times"]
+        if times is not None:
+            out[name] = out.get(name, 0.0) + times.user + times.system
+    return out
+
+
 def batch_stats(serve) -> dict:
     return {m: serve.get_deployment_handle(m, app_name="bench").batch_stats.remote().result() for m in MODELS}
 
@@ -122,16 +146,20 @@ def run_phase(name: str, batch: int, args, url: str) -> dict:
     set_batching(serve, batch)
     bodies = requests_pool(64)
     drive(url, bodies, args.clients, args.warmup)  # let queues settle at the new batch size
-    before = batch_stats(serve)
+    before, cpu_before = batch_stats(serve), cpu_seconds()
     rows = drive(url, bodies, args.clients, args.seconds)
-    after = batch_stats(serve)
+    after, cpu_after = batch_stats(serve), cpu_seconds()
     summary = summarize(rows, args.seconds)
+    # CPU milliseconds each process spent per successful request (2 cores = 2000 ms of CPU per s).
+    summary["cpu_ms_per_request"] = {name: round(1000 * (cpu_after[name] - cpu_before.get(name, 0.0))
+                                                 / max(1, summary["ok"]), 1) for name in sorted(cpu_after)}
     summary["batch_max_size"] = batch
     summary["mean_batch"] = {m: round((after[m]["items"] - before[m]["items"])
                                       / max(1, after[m]["batches"] - before[m]["batches"]), 2) for m in MODELS}
     summary["error_samples"] = sorted({r.get("error", str(r["status"])) for r in rows if r["status"] != 200})[:5]
     print(f"{name:>10}: {summary['throughput_rps']:7.2f} req/s  p50 {summary['p50_ms']:8.1f} ms  "
           f"p99 {summary['p99_ms']:8.1f} ms  errors {summary['errors']}  mean batch {summary['mean_batch']}")
+    print(f"{'':>10}  CPU ms per request: {summary['cpu_ms_per_request']}")
     return summary
 
 

@@ -185,7 +185,7 @@ class LabelConfig:
     scheduler: str = "efficient"  # efficient | naive (the baseline)
     self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
     sorm_chunk: int = 2  # efficient scheduler: rollouts asked per undecided prefix per wave
-    sorm_max_batch: int = 4096  # most verification requests in one verify() call
+    sorm_max_batch: int = 65536  # most verification requests in one verify() call (one Ray Data execution)
     sorm_samples_per_question: int | None = None  # label only the first N ORM samples of a question (None: all)
     # Balanced ORM: keep questions whose samples are all correct or all wrong? Off: strict
     # per-question balance leaves min(pos, neg) = 0 of them (see labeling/orm.py).
@@ -306,8 +306,13 @@ class Config:
 
     def digest(self, *sections: str) -> str:
         """A short hash of the named sections (all when none): the stage manifests record it so a
-        changed config is never mistaken for a finished stage."""
+        changed config is never mistaken for a finished stage. Fields that only decide how much
+        hardware does the work (:data:`RESOURCE_FIELDS`) are left out: a run resumed with more
+        actors, or with other CPU/GPU shares, is the same run."""
         data = self.to_dict()
+        for dotted in RESOURCE_FIELDS:
+            section, field_name = dotted.split(".")
+            data[section].pop(field_name, None)
         picked = {}
         for name in sections:  # "student" or a dotted field such as "run.seed"
             node = data
@@ -316,6 +321,12 @@ class Config:
             picked[name] = node
         picked = picked or data
         return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# Resources, not results: rollouts are seeded per request and the SORM scheduler's labels do not
+# depend on how its waves are cut into calls, so these never change an artifact.
+RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
+                   "rollout.max_attempts", "labels.sorm_max_batch")
 
 
 # --------------------------------------------------------------------------------------------
