@@ -51,9 +51,9 @@ def exact_lower_bound(naive_result) -> dict:
     solution; for an incorrect one, all K rollouts of every prefix after its last positive prefix
     (a negative needs every sample to fail) and, at that positive prefix, the rollouts up to its
     first counting one; each distinct (question, prefix) once."""
-    by_prefix: dict[str, list[dict]] = {}
+    by_prefix: dict[str, dict[int, dict]] = {}  # the naive run rolls a shared prefix out once per solution
     for r in naive_result.rollouts:
-        by_prefix.setdefault(r["prefix_key"], []).append(r)
+        by_prefix.setdefault(r["prefix_key"], {})[r["sample_index"]] = r
     needed: dict[str, list[dict]] = {}
     for row in naive_result.rows:
         if row["correct"]:
@@ -61,7 +61,7 @@ def exact_lower_bound(naive_result) -> dict:
         raw, keys = row["raw_labels"][:-1], row["prefix_keys"][:-1]
         last_positive = max((i for i, label in enumerate(raw) if label == 1), default=-1)
         for i in range(max(last_positive, 0), len(raw)):
-            rollouts = sorted(by_prefix[keys[i]], key=lambda r: r["sample_index"])
+            rollouts = [by_prefix[keys[i]][j] for j in sorted(by_prefix[keys[i]])]
             if i == last_positive:
                 first = next(j for j, r in enumerate(rollouts) if r["counted"])
                 rollouts = rollouts[: first + 1]
