@@ -185,15 +185,16 @@ class LabelConfig:
     scheduler: str = "efficient"  # efficient | naive (the baseline)
     self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
     sorm_chunk: int = 2  # efficient scheduler: rollouts asked per undecided prefix per wave
-    sorm_max_batch: int = 65536  # most verification requests in one verify() call (one Ray Data execution)
+    sorm_max_batch: int = 65536  # most verification requests in one scheduler wave's verify() call
+    sorm_shard_solutions: int = 256  # solutions per actor call (whole questions; the unit of resume)
     sorm_samples_per_question: int | None = None  # label only the first N ORM samples of a question (None: all)
     # Balanced ORM: keep questions whose samples are all correct or all wrong? Off: strict
     # per-question balance leaves min(pos, neg) = 0 of them (see labeling/orm.py).
     balanced_orm_keep_single_class: bool = False
 
     def __post_init__(self):
-        if self.sorm_chunk < 1 or self.sorm_max_batch < 1:
-            raise ValueError("sorm_chunk and sorm_max_batch must be >= 1")
+        if self.sorm_chunk < 1 or self.sorm_max_batch < 1 or self.sorm_shard_solutions < 1:
+            raise ValueError("sorm_chunk, sorm_max_batch and sorm_shard_solutions must be >= 1")
         if self.scheduler not in ("efficient", "naive"):
             raise ValueError(f"scheduler must be efficient or naive, got {self.scheduler!r}")
         if self.orm_k < 1 or self.sorm_k < 1:

@@ -90,17 +90,18 @@ class _Solution:
     cursor: int = -1  # efficient scan: the prefix being decided (-1: done)
 
 
-def sorm_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+def sorm_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
     """SORM label rows for ``samples`` ({question_id, prompt, text, correct, answer}) with the
-    scheduler ``config.scheduler`` names; post-processing (1) and (2) as configured."""
+    scheduler ``config.scheduler`` names; post-processing (1) and (2) as configured.
+    ``first_row``: the row number of ``samples[0]`` in the whole set, when labelling a shard."""
     run = naive_labels if config.scheduler == "naive" else efficient_labels
-    return run(samples, verify, config)
+    return run(samples, verify, config, first_row)
 
 
-def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
     """The paper's procedure: K rollouts from every non-final prefix of every solution."""
     stats, rollouts = SormStats(), []
-    solutions = _parse(samples, stats, table=None)
+    solutions = _parse(samples, stats, table=None, first_row=first_row)
     requests, owners = [], []
     for s in solutions:
         for p in s.prefixes:
@@ -121,10 +122,10 @@ def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> So
     return SormResult(rows, rollouts, stats)
 
 
-def efficient_labels(samples: list[dict], verify: Verify, config: LabelConfig) -> SormResult:
+def efficient_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
     """Labels equal to :func:`naive_labels` under the same rollouts, for far fewer rollouts."""
     stats, rollouts, table = SormStats(), [], {}
-    solutions = _parse(samples, stats, table)
+    solutions = _parse(samples, stats, table, first_row)
     consulted: set[tuple[int, int]] = set()
     for s in solutions:
         correct = s.sample["correct"]
@@ -235,10 +236,10 @@ def _call(verify: Verify, requests: list[VerifyRequest], max_batch: int, stats: 
     return results
 
 
-def _parse(samples: list[dict], stats: SormStats, table: dict | None) -> list[_Solution]:
+def _parse(samples: list[dict], stats: SormStats, table: dict | None, first_row: int = 0) -> list[_Solution]:
     """Solutions with their prefixes; with a ``table`` equal prefixes of a question are shared."""
     solutions = []
-    for n, sample in enumerate(samples):
+    for n, sample in enumerate(samples, start=first_row):
         steps = solution_steps(sample, f"sample {n} (question {sample.get('question_id')!r})")
         if not steps:
             stats.skipped_empty += 1

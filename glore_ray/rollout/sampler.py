@@ -9,6 +9,10 @@ shards; an actor that dies mid-shard is restarted by Ray Data and its shard redo
 driver makes up to ``rollout.max_attempts`` passes over whatever is still missing. Samples are
 seeded by identity (engine.rollout_seed), so a redone shard holds exactly the rows it would have.
 
+Work that samples in rounds (the SORM scheduler's waves) runs whole inside the actors as a
+:class:`ShardJob` through :func:`run_shards`: one Ray Data execution for the stage instead of one
+per round, since each execution pays for starting its actors (process, imports, model load).
+
 Ray Data is used only in this module.
 """
 
@@ -23,6 +27,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -111,13 +116,53 @@ def plan_shards(requests: Iterable[RolloutRequest], shard_rows: int) -> Iterator
 
 
 # --------------------------------------------------------------------------------------------
+# Shard jobs: what an actor does with one shard
+
+
+class ShardJob(Protocol):
+    """One shard's work on an actor's generator. ``tables[0]`` is the shard's completion mark: it
+    is written last, so a shard counts as done only when every table of it is on disk."""
+
+    tables: tuple[str, ...]
+
+    def run(self, generator: Generator, payload: str) -> tuple[dict[str, list[dict]], int]:
+        """(rows per table, tokens generated) for the shard ``payload``."""
+
+    def schema(self, table: str) -> pa.Schema | None:
+        """The table's Arrow schema (None: inferred from the rows)."""
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """Sample a shard of encoded :class:`RolloutRequest` s into one rollout table."""
+
+    table: str
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    base_seed: int
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.table,)
+
+    def run(self, generator: Generator, payload: str) -> tuple[dict[str, list[dict]], int]:
+        rows = generate_rows(generator, decode_requests(payload), self.max_new_tokens, self.temperature,
+                             self.top_p, self.base_seed)
+        return {self.table: rows}, sum(r["num_tokens"] for r in rows)
+
+    def schema(self, table: str) -> pa.Schema | None:
+        return ROLLOUT_SCHEMA
+
+
+# --------------------------------------------------------------------------------------------
 # The actor
 
 
 class _ShardWorker:
-    """A generator actor: loads the backend once, then samples and writes whole shards."""
+    """A generator actor: loads the backend once, then runs a job on whole shards and writes them."""
 
-    def __init__(self, model_path, rollout_cfg, run_dir, stage_name, digest, table, max_new_tokens, base_seed):
+    def __init__(self, model_path, rollout_cfg, run_dir, stage_name, digest, job: ShardJob):
         import torch
 
         from glore_ray.artifacts import Stage
@@ -126,26 +171,25 @@ class _ShardWorker:
             torch.set_num_threads(max(1, int(rollout_cfg.cpus_per_actor)))  # no oversubscription on CPU
         self.generator = load_generator(model_path, rollout_cfg)
         self.stage = Stage(run_dir, stage_name, digest)
-        self.cfg, self.table = rollout_cfg, table
-        self.max_new_tokens, self.base_seed = max_new_tokens, base_seed
+        self.job = job
 
     def __call__(self, batch: dict) -> dict:
         stats = {"shard": [], "rows": [], "tokens": [], "seconds": [], "error": []}
         for shard, payload in zip(batch["shard"], batch["requests"]):
             t0 = time.perf_counter()
             try:
-                rows = generate_rows(self.generator, decode_requests(str(payload)), self.max_new_tokens,
-                                     self.cfg.temperature, self.cfg.top_p, self.base_seed)
+                outputs, tokens = self.job.run(self.generator, str(payload))
             except RolloutError as err:
                 # Bad input is reported as data, not raised: a failed Ray Data execution keeps its
                 # actors alive in a reference cycle, while a clean early stop releases them.
-                rows, error = [], str(err)
+                outputs, tokens, error = {}, 0, str(err)
             else:
-                self.stage.write_shard(self.table, int(shard), rows, schema=ROLLOUT_SCHEMA)
+                for table in reversed(self.job.tables):  # the completion mark, tables[0], last
+                    self.stage.write_shard(table, int(shard), outputs[table], schema=self.job.schema(table))
                 error = ""
             stats["shard"].append(int(shard))
-            stats["rows"].append(len(rows))
-            stats["tokens"].append(sum(r["num_tokens"] for r in rows))
+            stats["rows"].append(len(outputs.get(self.job.tables[0], [])))
+            stats["tokens"].append(tokens)
             stats["seconds"].append(time.perf_counter() - t0)
             stats["error"].append(error)
         return stats
@@ -165,8 +209,18 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
     max_new_tokens = max_new_tokens or rollout_cfg.max_new_tokens
     if max_new_tokens < 1:
         raise RolloutError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    job = SampleJob(table, max_new_tokens, rollout_cfg.temperature, rollout_cfg.top_p, base_seed)
+    return run_shards(plan_shards(requests, rollout_cfg.shard_rows), stage, job, model_path, rollout_cfg)
+
+
+def run_shards(plan: Iterable[tuple[int, str]], stage, job: ShardJob, model_path: str,
+               rollout_cfg) -> RolloutSummary:
+    """Run ``job`` on every shard of ``plan`` ((index, payload) pairs) through the generator
+    actor pool; shards already on disk are skipped, so a re-run after an interruption does only
+    the missing ones (and each shard is written exactly once)."""
     _check_loadable(model_path, rollout_cfg)
-    plan = list(plan_shards(requests, rollout_cfg.shard_rows))
+    plan = list(plan)
+    table = job.tables[0]
     if not plan:
         raise RolloutError(f"{stage.dir}/{table}: no rollout requests to sample")
     _check_plan(stage, table, plan)
@@ -180,7 +234,7 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
         if not pending:
             break
         try:
-            for stats in _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed):
+            for stats in _run_pool(pending, stage, job, model_path, rollout_cfg):
                 if stats["error"]:
                     bad_input = stats["error"]
                     break
@@ -209,7 +263,7 @@ def sample_to_stage(requests: Iterable[RolloutRequest], stage, table: str, model
     return summary
 
 
-def _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, base_seed) -> Iterator[dict]:
+def _run_pool(pending, stage, job: ShardJob, model_path, rollout_cfg) -> Iterator[dict]:
     """Stream the pending shards through the actor pool; yield each finished shard's counts."""
     import ray
 
@@ -220,8 +274,7 @@ def _run_pool(pending, stage, table, model_path, rollout_cfg, max_new_tokens, ba
     ds = ds.map_batches(
         _ShardWorker,
         fn_constructor_kwargs=dict(model_path=str(model_path), rollout_cfg=rollout_cfg, run_dir=str(stage.dir.parent),
-                                   stage_name=stage.name, digest=stage.digest, table=table,
-                                   max_new_tokens=max_new_tokens, base_seed=base_seed),
+                                   stage_name=stage.name, digest=stage.digest, job=job),
         batch_size=1,  # one shard per call: a shard is the unit of work, of writing and of resume
         compute=ray.data.ActorPoolStrategy(size=min(rollout_cfg.num_actors, len(pending))),
         **resources,

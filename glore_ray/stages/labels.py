@@ -11,7 +11,10 @@ by the same procedure (without balancing), and in the tiny world also by the exa
 
 from __future__ import annotations
 
-import hashlib
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
 
 from glore_ray.artifacts import Stage
 from glore_ray.config import Config
@@ -84,39 +87,106 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
 
 
 def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: list[dict]) -> dict:
-    """Label ``samples`` with the configured scheduler; rows and every rollout go to Parquet."""
-    result = sorm_labels(samples, rollout_verifier(cfg, stage, student, f"verify_{split}"), cfg.labels)
-    stage.write_table(f"labels_{split}", result.rows)
-    stage.write_table(f"rollouts_{split}", result.rollouts or [{"empty": True}])
-    stats = result.stats.as_dict()
-    # What the paper's procedure would cost: K rollouts from every non-final prefix.
-    stats["naive_rollouts_equivalent"] = cfg.labels.sorm_k * sum(len(r["labels"]) - 1 for r in result.rows)
-    return {"rows": result.rows, "stats": stats}
+    """Label ``samples`` with the configured scheduler; rows and every rollout go to Parquet.
 
-
-def rollout_verifier(cfg: Config, stage: Stage, model: str, table_prefix: str):
-    """The scheduler's ``verify`` callback on the Ray Data sampler.
-
-    Each call becomes one sampling table named by a hash of its requests, so a re-run after an
-    interruption finds the calls already made on disk (content-addressed resume). The rollout of
-    (question, prefix, sample j) has its seed from the prefix key and j alone, never from the
-    batch it travels in: the efficient and naive schedulers see the same rollouts.
+    The scheduler runs inside the generator actors, a shard of questions per actor call
+    (:class:`SormShardJob`): its waves then cost no Ray Data execution each. A shard holds whole
+    questions, so prefixes shared by samples of a question are still verified once.
     """
-    from glore_ray.rollout.engine import RolloutRequest, rollout_seed
+    from glore_ray.rollout.sampler import run_shards
 
-    def verify(batch):
-        requests = [RolloutRequest(v.question_id, v.prompt, prefix=v.prefix, prefix_index=0, answer=v.answer,
-                                   seed_key=f"{v.seed_key}#{v.sample_index}") for v in batch]
-        digest = hashlib.sha256("\n".join(r.seed_key for r in requests).encode()).hexdigest()[:16]
-        rows = sample_table(cfg, stage, f"{table_prefix}/{digest}", model, requests, cfg.labels.sorm_max_new_tokens)
-        by_seed = {(r["question_id"], r["seed"]): r for r in rows}
-        out = []
-        for req in requests:
-            row = by_seed[(req.question_id, rollout_seed(cfg.run.seed, req.question_id, 0, 0, 0, req.seed_key))]
-            out.append(VerifyResult(row["text"], bool(row["correct"]), int(row["num_tokens"])))
-        return out
+    job = SormShardJob(cfg.labels, cfg.rollout.temperature, cfg.rollout.top_p, cfg.run.seed, split)
+    run_shards(plan_label_shards(samples, cfg.labels.sorm_shard_solutions), stage, job, student, cfg.rollout)
+    rows = stage.read_table(f"labels_{split}")
+    stats = sum_stats(stage.read_table(f"stats_{split}"))
+    stage.write_json(f"labels_{split}.stats.json", stats)
+    # What the paper's procedure would cost: K rollouts from every non-final prefix.
+    stats["naive_rollouts_equivalent"] = cfg.labels.sorm_k * sum(len(r["labels"]) - 1 for r in rows)
+    return {"rows": rows, "stats": stats}
 
-    return verify
+
+def plan_label_shards(samples: list[dict], max_solutions: int):
+    """(shard index, payload) pairs: runs of whole questions, about ``max_solutions`` samples each,
+    in the samples' order (so the label rows come back in input order)."""
+    shards, current, first = [], [], 0
+    for n, sample in enumerate(samples):
+        starts_question = not current or current[-1]["question_id"] != sample["question_id"]
+        if current and starts_question and len(current) >= max_solutions:
+            shards.append((first, current))
+            current, first = [], n
+        current.append(sample)
+    if current:
+        shards.append((first, current))
+    return [(i, json.dumps({"first_row": first, "samples": rows}, sort_keys=True, default=str))
+            for i, (first, rows) in enumerate(shards)]
+
+
+@dataclass(frozen=True)
+class SormShardJob:
+    """The SORM scheduler on one shard of solutions, verifying with the actor's own generator.
+
+    A verifying rollout's seed comes from (question, prefix, sample index) alone, never from the
+    batch it travels in, so the efficient and naive schedulers see the same rollouts (DESIGN §5).
+    """
+
+    labels: object  # LabelConfig
+    temperature: float
+    top_p: float
+    run_seed: int
+    split: str
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (f"labels_{self.split}", f"rollouts_{self.split}", f"stats_{self.split}")
+
+    def run(self, generator, payload: str) -> tuple[dict[str, list[dict]], int]:
+        shard = json.loads(payload)
+        result = sorm_labels(shard["samples"], self._verifier(generator), self.labels, first_row=shard["first_row"])
+        tables = {f"labels_{self.split}": result.rows, f"rollouts_{self.split}": result.rollouts,
+                  f"stats_{self.split}": [result.stats.as_dict()]}
+        return tables, result.stats.tokens_generated
+
+    def schema(self, table: str):
+        if table.startswith("labels_"):
+            return LABEL_SCHEMA
+        return AUDIT_SCHEMA if table.startswith("rollouts_") else None  # stats: inferred (all ints)
+
+    def _verifier(self, generator):
+        from glore_ray.rollout.engine import RolloutRequest
+        from glore_ray.rollout.sampler import generate_rows
+
+        def verify(batch):
+            requests = [RolloutRequest(v.question_id, v.prompt, prefix=v.prefix, prefix_index=0, answer=v.answer,
+                                       seed_key=f"{v.seed_key}#{v.sample_index}") for v in batch]
+            rows = generate_rows(generator, requests, self.labels.sorm_max_new_tokens, self.temperature, self.top_p,
+                                 base_seed=self.run_seed)
+            return [VerifyResult(r["text"], bool(r["correct"]), int(r["num_tokens"])) for r in rows]
+
+        return verify
+
+
+# Schemas given, not inferred from a shard's rows: a shard with no rollouts, or with no witness
+# at all, must still write columns of the same types as every other shard.
+LABEL_SCHEMA = pa.schema([
+    ("question_id", pa.string()), ("prompt", pa.string()), ("solution", pa.string()), ("labels", pa.list_(pa.int64())),
+    ("correct", pa.bool_()), ("raw_labels", pa.list_(pa.int64())), ("witnesses", pa.list_(pa.string())),
+    ("rollouts_per_step", pa.list_(pa.int64())), ("prefix_keys", pa.list_(pa.string())),
+])
+AUDIT_SCHEMA = pa.schema([
+    ("question_id", pa.string()), ("solution_key", pa.string()), ("prefix_key", pa.string()),
+    ("prefix_index", pa.int64()), ("prefix", pa.string()), ("sample_index", pa.int64()), ("text", pa.string()),
+    ("correct", pa.bool_()), ("counted", pa.bool_()), ("consistency_rejected", pa.bool_()), ("num_tokens", pa.int64()),
+])
+
+
+def sum_stats(per_shard: list[dict]) -> dict:
+    """The stage's SormStats from its shards' (shards hold disjoint questions: counts add up;
+    waves run in parallel across shards: the most any shard needed)."""
+    total = {}
+    for stats in per_shard:
+        for key, value in stats.items():
+            total[key] = max(total.get(key, 0), value) if key == "waves" else total.get(key, 0) + value
+    return total
 
 
 def first_per_question(samples: list[dict], n: int | None) -> list[dict]:

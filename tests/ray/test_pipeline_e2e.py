@@ -71,29 +71,32 @@ def test_rerun_is_a_no_op(smoke_run):
 
 
 def test_interrupted_stage_resumes_to_the_same_artifacts(smoke_run):
-    """An interrupted SORM stage (its manifest never written, some verification shards lost, a
-    half-written temp file left behind) is redone from what is on disk, and ends with the same
-    labels as the uninterrupted run; the finished stages before it are not touched."""
+    """An interrupted SORM stage (its manifest never written, some label shards lost, a
+    half-written temp file left behind) is redone from what is on disk: only the missing shards
+    are labelled again, it ends with the same labels and audit rollouts as the uninterrupted run,
+    and the finished stages before it are not touched."""
     import shutil
 
     from glore_ray.stages.labels import run_sorm_labels
 
     cfg, _, _ = smoke_run
     stage = Path(cfg.run.run_dir) / "sorm_labels"
-    before = {t: read_table(stage / t) for t in ("labels_train", "labels_test", "sorm")}
-    shards = sorted(stage.glob("verify_train/*/part-*.parquet"))
-    assert shards, "the smoke run made no verification rollouts"
+    tables = ("labels_train", "labels_test", "rollouts_train", "rollouts_test", "sorm")
+    before = {t: read_table(stage / t) for t in tables}
+    shards = sorted((stage / "labels_train").glob("part-*.parquet"))
+    assert len(shards) >= 2, "the smoke run should label its train solutions in several shards"
+    kept = {s: s.stat().st_mtime_ns for s in shards[1::2]}
     student_mtime = (Path(cfg.run.run_dir) / "student" / "manifest.json").stat().st_mtime
     (stage / "manifest.json").unlink()
-    for table in ("labels_train", "labels_test", "sorm"):
-        shutil.rmtree(stage / table)
+    shutil.rmtree(stage / "sorm")
     for shard in shards[::2]:
         shard.unlink()
-    (shards[0].parent / ".tmp-999-part-00000.parquet").write_bytes(b"half a shard")
+    (stage / "labels_train" / ".tmp-999-part-00000.parquet").write_bytes(b"half a shard")
     run_sorm_labels(cfg)
     assert (stage / "manifest.json").exists()
     for table, rows in before.items():
         assert read_table(stage / table) == rows, table
+    assert {s: s.stat().st_mtime_ns for s in kept} == kept  # shards on disk were not redone
     assert (Path(cfg.run.run_dir) / "student" / "manifest.json").stat().st_mtime == student_mtime
 
 
