@@ -26,6 +26,14 @@ from typing import Protocol
 ANSWER_MARK = "####"
 
 
+def _cache_field_name() -> str:
+    """The KV cache's keyword and output field: transformers 5.x renamed ``past_key_values`` to ``cache``
+    (the old name still works there, with a deprecation warning); older releases know only the old one."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
 class RolloutError(ValueError):
     """A rollout request or backend that cannot be used as given (says which and why)."""
 
@@ -157,6 +165,7 @@ class HFGenerator:
         if batch_size < 1:
             raise RolloutError(f"HFGenerator: batch_size must be >= 1, got {batch_size}")
         self.model = model.to(self.device).eval()
+        self._cache_field = _cache_field_name()
         self.tokenizer, self.batch_size = tokenizer, batch_size
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
@@ -203,8 +212,8 @@ class HFGenerator:
         with torch.inference_mode():
             while live:
                 out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                 past_key_values=cache, use_cache=True)
-                cache = out.past_key_values
+                                 use_cache=True, **{self._cache_field: cache})
+                cache = getattr(out, self._cache_field)
                 logits = out.logits[:, -1, :].float()  # [b, V]
                 uniforms = [rngs[i].random() for i in live]
                 greedy = [batch[i].greedy for i in live]
