@@ -194,10 +194,10 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from glore_ray.serving.deployments import load_hf_generator
+    from glore_ray.serving.deployments import load_text_generator
 
     path = tiny_model_dir(args.model)
-    gen = functools.partial(load_hf_generator, path)
+    gen = functools.partial(load_text_generator, path)
     loaders = {"student": gen, "global_refiner": gen, "local_refiner": gen,
                "orm": functools.partial(tiny_scorer, path, 0), "sorm": functools.partial(tiny_scorer, path, 1)}
     with socket.socket() as s:

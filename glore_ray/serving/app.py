@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from glore_ray.config import Config, RefineConfig, ServeConfig, load_config
 from glore_ray.decide import Candidate, decide, refine_plan, should_refine
 from glore_ray.decide.when import final_score
-from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_hf_generator, load_reward_scorer
+from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_reward_scorer, load_text_generator
 from glore_ray.serving.schemas import CandidateOut, ErrorResponse, RefineOptions, RefineRequest, RefineResponse
 
 MODELS = ("student", "orm", "sorm", "global_refiner", "local_refiner")
@@ -158,13 +158,13 @@ class GloreIngress:
 
     async def _refinements(self, plan, prompt: str, opt: RefineOptions, deadline: float, timings: dict):
         """How: global and (when a bad step was found) local refinement concurrently, then the ORM
-        scores both (in one batch when they arrive together)."""
+        scores both in one call."""
         kinds = list(plan.prompts)
         outputs = await self._timed_all(timings, "refine", deadline, [
             (kind, "generate", plan.prompts[kind], opt.max_new_tokens) for kind in kinds])
         solutions = {kind: plan.solution(kind, out) for kind, out in zip(kinds, outputs)}
-        scores = await self._timed_all(timings, "orm_refinements", deadline, [
-            ("orm", "score", prompt, solutions[kind]) for kind in kinds])
+        scores = await self._timed(timings, "orm_refinements", deadline, "orm", "score_all",
+                                   [prompt] * len(kinds), [solutions[kind] for kind in kinds])
         return solutions, dict(zip(kinds, scores))
 
     async def _timed(self, timings, stage, deadline, model, method, *args):
@@ -266,8 +266,15 @@ def checkpoint_loaders(cfg: Config) -> dict[str, Callable[[], object]]:
     absent = {m: str(p) for m, p in paths.items() if not p.exists()}
     if absent:
         raise FileNotFoundError(f"missing checkpoints (train those stages first): {absent}")
-    load = {m: load_reward_scorer if m in ("orm", "sorm") else load_hf_generator for m in MODELS}
-    return {m: functools.partial(load[m], str(paths[m].resolve())) for m in MODELS}
+    loaders = {}
+    for m in MODELS:
+        path = str(paths[m].resolve())
+        if m in ("orm", "sorm"):
+            loaders[m] = functools.partial(load_reward_scorer, path)
+        else:  # generators decode through the rollout layer, with the run's backend (hf or vLLM)
+            threads = max(1, int(_model_options(cfg.serve, m)["ray_actor_options"]["num_cpus"]))
+            loaders[m] = functools.partial(load_text_generator, path, cfg.rollout, threads)
+    return loaders
 
 
 def app_builder(args: dict):

@@ -141,6 +141,13 @@ class ScorerDeployment:
     async def score(self, prompts: list[str], solutions: list[str]) -> list[list[float]]:
         return await self.coalescer.submit(list(zip(prompts, solutions)))
 
+    async def score_all(self, prompts: list[str], solutions: list[str]) -> list[list[float]]:
+        """Several solutions of one request in one call (the refinements, paper 3.2's rerank): one
+        handle round trip instead of one each, merged by the coalescer with the batch queue's items."""
+        if len(prompts) != len(solutions):
+            raise ValueError(f"score_all: {len(prompts)} prompts for {len(solutions)} solutions")
+        return await self.coalescer.submit(list(zip(prompts, solutions)))
+
     def _score_many(self, items: list[tuple[str, str]]) -> list[list[float]]:
         solutions = [solution for _, solution in items]
         scores = self.model.score_steps([prompt for prompt, _ in items], solutions)
@@ -159,50 +166,35 @@ class ScorerDeployment:
 
 
 # --------------------------------------------------------------------------------------------
-# Loaders for Hugging Face checkpoints (the tiny world's models; a stand-in until the rollout
-# HFGenerator / models.reward.RewardModel adapters are wired in by the lead).
+# Loaders for the trained checkpoints
 
 
-class HFTextGenerator:
-    """Greedy generation with a causal LM saved by ``save_pretrained`` (tokenizer included)."""
+class GreedyTexts:
+    """A rollout-layer ``Generator`` (HFGenerator or VLLMGenerator, DESIGN §5) as the service's text
+    generator: one greedy completion per prompt, cut after its answer line, decoded exactly as the
+    evaluation's drafts and refinements are, so the service answers what ``jobs/evaluate.py`` measured."""
 
-    def __init__(self, path: str, device: str = "cpu", num_threads: int | None = 1):
-        import torch
-
-        from glore_ray.models.loading import load_causal_lm, load_tokenizer
-
-        if num_threads:
-            torch.set_num_threads(num_threads)  # replicas share few cores; don't oversubscribe
-        self.torch = torch
-        self.tokenizer = load_tokenizer(path)  # [BAD] and a pad token guaranteed
-        self.tokenizer.padding_side = "left"  # decoder-only batches pad on the left
-        self.model = load_causal_lm(path, device=device, tokenizer=self.tokenizer).eval()
-        self.device = device
+    def __init__(self, generator):
+        self.generator = generator
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)  # [B, T]
-        with self.torch.no_grad():
-            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id)  # [B, T + new]
-        new = out[:, batch["input_ids"].shape[1]:]
-        return [cut_after_answer(t) for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        from glore_ray.rollout.engine import RolloutRequest
+
+        requests = [RolloutRequest(f"serve-{i}", prompt, n=1, greedy=True) for i, prompt in enumerate(prompts)]
+        return [samples[0].text for samples in self.generator.generate(requests, max_new_tokens, temperature=0.0)]
 
 
-def cut_after_answer(text: str) -> str:
-    """A solution ends at its ``#### answer`` line (DESIGN §3): drop whatever follows it.
+def load_text_generator(path: str, rollout_cfg=None, num_threads: int | None = 1) -> GreedyTexts:
+    """The backend ``rollout_cfg`` names (transformers by default, vLLM at real scale) for the
+    checkpoint at ``path``. ``num_threads`` caps torch's CPU threads: replicas share few cores."""
+    import torch
 
-    >>> cut_after_answer("1 + 1 = 2\\n#### 2\\nQ: more")
-    '1 + 1 = 2\\n#### 2'
-    """
-    lines = text.split("\n")
-    for n, line in enumerate(lines):
-        if line.lstrip().startswith("####"):
-            return "\n".join(lines[: n + 1])
-    return text
+    from glore_ray.config import RolloutConfig
+    from glore_ray.rollout.engine import load_generator
 
-
-def load_hf_generator(path: str) -> HFTextGenerator:
-    return HFTextGenerator(str(path))
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    return GreedyTexts(load_generator(str(path), rollout_cfg or RolloutConfig()))
 
 
 def load_reward_scorer(path: str):

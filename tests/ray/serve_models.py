@@ -92,6 +92,6 @@ class SleepGenerator:
 
 
 def hf_triggered(path: str, slow_s: float = 10.0):
-    from glore_ray.serving.deployments import load_hf_generator
+    from glore_ray.serving.deployments import load_text_generator
 
-    return TriggeredGenerator(load_hf_generator(path), slow_s)
+    return TriggeredGenerator(load_text_generator(path), slow_s)

@@ -195,3 +195,40 @@ def _without_stage_timings(report: str) -> str:
     test in this module changes by redoing sorm_labels)."""
     head, found, rest = report.partition("## Stages")
     return head + (rest[rest.index("\n## "):] if found and "\n## " in rest else "")
+
+
+def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
+    """The trained checkpoints behind real HTTP (DESIGN §7): the service's draft of a test question
+    is the evaluation's greedy draft of it, token for token, because both decode through the same
+    rollout layer; the trace scores it with the run's ORM."""
+    import socket
+
+    import requests
+    from ray import serve
+
+    from glore_ray.config import load_config
+    from glore_ray.serving.app import build_app, checkpoint_loaders
+
+    cfg, _, _ = smoke_run
+    cfg = load_config(CONFIG, [f"run.run_dir={cfg.run.run_dir}", "serve.cpus_per_replica=0.1", "serve.ingress_cpus=0.1",
+                               "serve.app_name=glore_run"])
+    drafts = {d["question_id"]: d for d in read_table(Path(cfg.run.run_dir) / "orm_data" / "test_drafts")}
+    questions = [q for q in read_table(Path(cfg.run.run_dir) / "data" / "questions_test")
+                 if drafts[q["id"]]["finished"]][:3]
+    assert questions, "no finished test draft to compare against"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_app(cfg, checkpoint_loaders(cfg)), name=cfg.serve.app_name, route_prefix="/")
+        for q in questions:
+            r = requests.post(f"http://127.0.0.1:{port}/v1/refine", timeout=120, json={
+                "question": q["question"], "options": {"max_new_tokens": cfg.student.max_new_tokens}})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["candidates"][0]["kind"] == "draft" and body["draft_source"] == "student"
+            assert body["candidates"][0]["text"] == drafts[q["id"]]["text"], q["id"]
+            assert 0.0 <= body["draft_score"] <= 1.0 and body["answer"] == body["chosen"]["answer"]
+    finally:
+        serve.shutdown()
