@@ -206,12 +206,16 @@ class GloreIngress:
 # Building the application
 
 
+def _replica_cpus(serve_cfg: ServeConfig, model: str) -> float:
+    spec = getattr(serve_cfg, model)
+    return serve_cfg.cpus_per_replica if spec.cpus is None else spec.cpus
+
+
 def _model_options(serve_cfg: ServeConfig, model: str) -> dict:
     spec = getattr(serve_cfg, model)
-    cpus = serve_cfg.cpus_per_replica if spec.cpus is None else spec.cpus
     gpus = serve_cfg.gpus_per_replica if spec.gpus is None else spec.gpus
     return {"name": DEPLOYMENT_NAMES[model], "num_replicas": spec.replicas or serve_cfg.replicas,
-            "ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
+            "ray_actor_options": {"num_cpus": _replica_cpus(serve_cfg, model), "num_gpus": gpus},
             "max_ongoing_requests": serve_cfg.max_ongoing_requests}
 
 
@@ -272,7 +276,7 @@ def checkpoint_loaders(cfg: Config) -> dict[str, Callable[[], object]]:
         if m in ("orm", "sorm"):
             loaders[m] = functools.partial(load_reward_scorer, path)
         else:  # generators decode through the rollout layer, with the run's backend (hf or vLLM)
-            threads = max(1, int(_model_options(cfg.serve, m)["ray_actor_options"]["num_cpus"]))
+            threads = max(1, int(_replica_cpus(cfg.serve, m)))
             loaders[m] = functools.partial(load_text_generator, path, cfg.rollout, threads)
     return loaders
 

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from ray import serve
 
+from glore_ray.rollout.engine import RolloutRequest
 from glore_ray.tasks.steps import split_steps
 
 
@@ -178,8 +179,6 @@ class GreedyTexts:
         self.generator = generator
 
     def generate_texts(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        from glore_ray.rollout.engine import RolloutRequest
-
         requests = [RolloutRequest(f"serve-{i}", prompt, n=1, greedy=True) for i, prompt in enumerate(prompts)]
         return [samples[0].text for samples in self.generator.generate(requests, max_new_tokens, temperature=0.0)]
 

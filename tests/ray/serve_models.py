@@ -6,11 +6,14 @@
 - ``ArithmeticFixer``: a "refiner" that recomputes every step of the draft in its prompt.
 - ``TriggeredGenerator``: wraps a real generator; a prompt containing EXPLODE raises, one
   containing SLOW sleeps (to test 503 / 504 without killing anything).
+- ``http_serve()``: Serve's HTTP proxy on a free loopback port, shut down afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import time
 
 _STEP = re.compile(r"^\s*(?:\[BAD\])?\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)\s*$")
@@ -95,3 +98,19 @@ def hf_triggered(path: str, slow_s: float = 10.0):
     from glore_ray.serving.deployments import load_text_generator
 
     return TriggeredGenerator(load_text_generator(path), slow_s)
+
+
+@contextlib.contextmanager
+def http_serve():
+    """Serve's HTTP proxy on 127.0.0.1 and a free port; yields the base URL and shuts Serve down
+    afterwards (freeing the CPUs for later test modules)."""
+    from ray import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()

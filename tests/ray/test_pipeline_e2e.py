@@ -199,11 +199,10 @@ def _without_stage_timings(report: str) -> str:
 
 def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
     """The trained checkpoints behind real HTTP (DESIGN §7): the service's draft of a test question
-    is the evaluation's greedy draft of it, token for token, because both decode through the same
+    is the evaluation's greedy draft of it, the same text, because both decode through the same
     rollout layer; the trace scores it with the run's ORM."""
-    import socket
-
     import requests
+    import serve_models
     from ray import serve
 
     from glore_ray.config import load_config
@@ -216,19 +215,13 @@ def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
     questions = [q for q in read_table(Path(cfg.run.run_dir) / "data" / "questions_test")
                  if drafts[q["id"]]["finished"]][:3]
     assert questions, "no finished test draft to compare against"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    try:
+    with serve_models.http_serve() as url:
         serve.run(build_app(cfg, checkpoint_loaders(cfg)), name=cfg.serve.app_name, route_prefix="/")
         for q in questions:
-            r = requests.post(f"http://127.0.0.1:{port}/v1/refine", timeout=120, json={
+            r = requests.post(f"{url}/v1/refine", timeout=120, json={
                 "question": q["question"], "options": {"max_new_tokens": cfg.student.max_new_tokens}})
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["candidates"][0]["kind"] == "draft" and body["draft_source"] == "student"
             assert body["candidates"][0]["text"] == drafts[q["id"]]["text"], q["id"]
             assert 0.0 <= body["draft_score"] <= 1.0 and body["answer"] == body["chosen"]["answer"]
-    finally:
-        serve.shutdown()

@@ -8,7 +8,6 @@ and an arithmetic "fixer" plays the global refiner.
 from __future__ import annotations
 
 import functools
-import socket
 import threading
 import time
 
@@ -20,12 +19,6 @@ pytestmark = pytest.mark.ray
 GOOD = "4 + 5 = 9\n9 * 3 = 27\n#### 27"
 BAD = "4 + 5 = 9\n9 * 3 = 28\n#### 28"  # step 1 is wrong
 LIMIT_Q, LIMIT_D = 300, 600
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +38,9 @@ def service(ray_cluster, tiny_lm_dir):
     hf = functools.partial(serve_models.hf_triggered, str(tiny_lm_dir), 12.0)
     loaders = {"student": hf, "orm": serve_models.ArithmeticScorer, "sorm": serve_models.ArithmeticScorer,
                "global_refiner": serve_models.ArithmeticFixer, "local_refiner": hf}
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(cfg, loaders), name=cfg.serve.app_name, route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()  # free the CPUs for later test modules
+    with serve_models.http_serve() as url:
+        serve.run(build_app(cfg, loaders), name=cfg.serve.app_name, route_prefix="/")
+        yield url
 
 
 def _refine(url, body, **kw):
