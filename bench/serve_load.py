@@ -1,18 +1,23 @@
 """Load test of the GLoRe service over loopback HTTP: batched vs unbatched on the same replicas.
 
-    .venv/bin/python bench/serve_load.py --clients 16 --seconds 20
+    .venv/bin/python bench/serve_load.py                         # 48 clients, 2 rounds
+    .venv/bin/python bench/serve_load.py --clients 128 --batch 64 --serve-mode default
 
 Deploys the app once on a local Ray (one replica per model, real tiny models: a random-init tiny
 Llama generates, RewardModel heads on it score), then alternates phases with every ``@serve.batch``
 queue resized in place to ``--batch`` and to 1 (same replicas), each driven by N closed-loop HTTP
-clients for T seconds.
-Every request is refined (when_threshold = 1.0) so every stage runs; half the requests bring a
-draft (exercising SORM + both refiners), half let the student draft. Reports throughput, p50/p99
-latency, errors, each stage's share of latency and the mean batch size per deployment; writes
-bench/results/serve_load.json. Bounded: at most --seconds per phase, loopback only.
+clients. A phase runs ``--warmup`` seconds (the queues fill to their steady state) and then a
+``--seconds`` window; only requests that complete inside the window count, and CPU is read at
+its edges. Every request is refined (when_threshold = 1.0) so every stage runs; half the
+requests bring a draft (exercising SORM + both refiners), half let the student draft. Reports
+throughput, p50/p99 latency, errors, each stage's share of latency, the mean batch size per
+deployment and each process's CPU per request; writes bench/results/serve_load.json. Serve runs
+throughput-optimized, as jobs/serve.py runs it (``--serve-mode default`` for Serve's defaults).
+Bounded: at most 120 s per window, loopback only.
 """
 
 import argparse
+import asyncio
 import functools
 import json
 import socket
@@ -69,20 +74,28 @@ def requests_pool(n: int) -> list[dict]:
     return out
 
 
-def drive(url: str, bodies: list[dict], clients: int, seconds: float) -> list[dict]:
-    """Closed loop: each client sends its next request as soon as the last one returns."""
-    results, lock, stop = [], threading.Lock(), time.monotonic() + seconds
+def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float,
+          on_window=None) -> list[dict]:
+    """Closed loop: each client sends its next request as soon as the last one returns, for
+    ``warmup + seconds``. Each row records when it completed; only completions inside the
+    measurement window (after the warm-up) count, so neither the queue filling up at the start
+    nor the requests still in flight at the end bias throughput. ``on_window(edge)`` is called at
+    the window's start and end (to read CPU counters)."""
+    results, lock = [], threading.Lock()
+    t0 = time.monotonic()
+    window = (t0 + warmup, t0 + warmup + seconds)
 
     def client(k: int):
         session, i = requests.Session(), k
-        while time.monotonic() < stop:
-            t0 = time.monotonic()
+        while time.monotonic() < window[1]:
+            start = time.monotonic()
             try:
                 r = session.post(f"{url}/v1/refine", json=bodies[i % len(bodies)], timeout=120)
-                row = {"status": r.status_code, "latency": time.monotonic() - t0,
+                row = {"status": r.status_code, "latency": time.monotonic() - start,
                        "timings": r.json().get("timings_ms", {}) if r.status_code == 200 else {}}
             except requests.RequestException as err:
-                row = {"status": 0, "latency": time.monotonic() - t0, "timings": {}, "error": str(err)[:200]}
+                row = {"status": 0, "latency": time.monotonic() - start, "timings": {}, "error": str(err)[:200]}
+            row["done"] = time.monotonic()
             with lock:
                 results.append(row)
             i += clients
@@ -90,9 +103,13 @@ def drive(url: str, bodies: list[dict], clients: int, seconds: float) -> list[di
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
+    if on_window is not None:
+        for edge, at in zip(("start", "end"), window):
+            time.sleep(max(0.0, at - time.monotonic()))
+            on_window(edge)
     for t in threads:
-        t.join()
-    return results
+        t.join()  # the requests in flight at the end finish, but are not counted
+    return [r for r in results if window[0] <= r["done"] < window[1]]
 
 
 def summarize(rows: list[dict], seconds: float) -> dict:
@@ -106,18 +123,19 @@ def summarize(rows: list[dict], seconds: float) -> dict:
             "mean_ms": round(statistics.fmean(lat), 1), "stage_share_of_latency": share}
 
 
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by each Serve process (by its title: proxy, controller, each
-    replica) and by this client process: where the machine's cores go during a phase."""
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each Serve process (named by its title: proxy, controller, each
+    replica) and by this client process, keyed by pid: a process's title changes with the task it
+    runs (``...:SORM.handle_request_with_rejection``), its pid does not."""
     import psutil
 
-    out: dict[str, float] = {}
+    out: dict[int, tuple[str, float]] = {}
     for proc in psutil.process_iter(["cmdline", "cpu_times"]):
         title = " ".join(proc.info["cmdline"] or [])
         if proc.pid == psutil.Process().pid:
             name = "bench clients"
-        elif "ServeReplica" in title:
-            name = title.split(":")[-1].split()[0]  # ray::ServeReplica:bench:Student -> Student
+        elif "ServeReplica" in title:  # ray::ServeReplica:bench:Student[.method] -> Student
+            name = title.split(":")[-1].split()[0].split(".")[0]
         elif "ProxyActor" in title:
             name = "HTTP proxy"
         elif title.startswith("ray::") or "raylet" in title or "gcs_server" in title:
@@ -126,17 +144,43 @@ def cpu_seconds() -> dict[str, float]:
             continue
         times = proc.info["cpu_times"]
         if times is not None:
-            out[name] = out.get(name, 0.0) + times.user + times.system
+            out[proc.pid] = (name, times.user + times.system)
     return out
 
 
+def cpu_ms_per_request(before: dict, after: dict, requests_ok: int) -> dict[str, float]:
+    """CPU milliseconds each process spent per successful request (2 cores = 2000 ms of CPU per s)."""
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return {name: round(1000 * used[name] / max(1, requests_ok), 1) for name in sorted(used)}
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def call_models(serve, method: str, *args) -> dict:
+    """``method`` on every model deployment, awaited on one long-lived event loop: in Serve's
+    throughput-optimized mode a handle's router runs on its caller's loop, so a bare
+    ``.result()`` from the driver won't do, and the handles outlive any one call."""
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, daemon=True).start()
+
+    async def calls():
+        handles = {m: serve.get_deployment_handle(m, app_name="bench") for m in MODELS}
+        return dict(zip(MODELS, await asyncio.gather(*(getattr(handles[m], method).remote(*args) for m in MODELS))))
+
+    return asyncio.run_coroutine_threadsafe(calls(), _LOOP).result()
+
+
 def batch_stats(serve) -> dict:
-    return {m: serve.get_deployment_handle(m, app_name="bench").batch_stats.remote().result() for m in MODELS}
+    return call_models(serve, "batch_stats")
 
 
 def set_batching(serve, batch: int) -> None:
-    for m in MODELS:
-        serve.get_deployment_handle(m, app_name="bench").configure_batching.remote(batch, 0.01).result()
+    call_models(serve, "configure_batching", batch, 0.01)
 
 
 def run_phase(name: str, batch: int, args, url: str) -> dict:
@@ -145,14 +189,15 @@ def run_phase(name: str, batch: int, args, url: str) -> dict:
 
     set_batching(serve, batch)
     bodies = requests_pool(64)
-    drive(url, bodies, args.clients, args.warmup)  # let queues settle at the new batch size
-    before, cpu_before = batch_stats(serve), cpu_seconds()
-    rows = drive(url, bodies, args.clients, args.seconds)
-    after, cpu_after = batch_stats(serve), cpu_seconds()
+    counters = {}
+
+    def read_counters(edge: str) -> None:  # the warm-up lets the queues settle at the new batch size
+        counters[edge] = (batch_stats(serve), cpu_seconds())
+
+    rows = drive(url, bodies, args.clients, args.warmup, args.seconds, read_counters)
+    (before, cpu_before), (after, cpu_after) = counters["start"], counters["end"]
     summary = summarize(rows, args.seconds)
-    # CPU milliseconds each process spent per successful request (2 cores = 2000 ms of CPU per s).
-    summary["cpu_ms_per_request"] = {name: round(1000 * (cpu_after[name] - cpu_before.get(name, 0.0))
-                                                 / max(1, summary["ok"]), 1) for name in sorted(cpu_after)}
+    summary["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, cpu_after, summary["ok"])
     summary["batch_max_size"] = batch
     summary["mean_batch"] = {m: round((after[m]["items"] - before[m]["items"])
                                       / max(1, after[m]["batches"] - before[m]["batches"]), 2) for m in MODELS}
@@ -172,24 +217,41 @@ def deploy(args, loaders) -> None:
     # when_threshold = where_threshold = 1.0: every draft is refined and its first step marked, so
     # every request runs every stage (the service's worst case).
     cfg = load_config(None, [
-        f"serve.batch_max_size={args.batch}", "serve.max_ongoing_requests=64", "serve.cpus_per_replica=0.1",
+        f"serve.batch_max_size={args.batch}", f"serve.max_ongoing_requests={max(64, 2 * args.clients)}", "serve.cpus_per_replica=0.1",
         "serve.request_timeout_s=120", "refine.when_threshold=1.0", "refine.where_threshold=1.0",
         f"refine.max_new_tokens={args.max_new_tokens}", "serve.app_name=bench"])
     serve.run(build_app(cfg, loaders), name="bench", route_prefix="/")
 
 
+def models_cpu_ratio(phases: dict) -> float:
+    """CPU the five model replicas spend per request unbatched over batched (medians over rounds).
+    With every core busy, throughput is cores / CPU per request, so this is the most batching can
+    give on this machine even if Serve's own share (proxy, ingress, routing) were zero."""
+    def model_ms(row: dict) -> float:
+        return sum(ms for name, ms in row["cpu_ms_per_request"].items() if name in MODELS)
+
+    per_mode = {k: statistics.median(model_ms(r) for r in v) for k, v in phases.items()}
+    return per_mode["unbatched"] / max(per_mode["batched"], 1e-9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--clients", type=int, default=48)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", choices=("tiny", "smoke"), default="tiny",
                         help="model shape: the tiny world's (4 x 128, default) or the smoke test's (2 x 64)")
+    parser.add_argument("--serve-mode", choices=("throughput", "default"), default="throughput",
+                        help="Ray Serve's throughput-optimized mode (the service's default) or Serve's defaults")
     parser.add_argument("--out", default="bench/results/serve_load.json")
     args = parser.parse_args()
+    if args.serve_mode == "throughput":
+        from glore_ray.serving import fast_path
+
+        fast_path.apply()  # before Ray starts, as jobs/serve.py does
     args.seconds = min(args.seconds, 120.0)  # bounded by design
     import ray
     from ray import serve
@@ -219,10 +281,15 @@ def main() -> None:
     medians = {k: statistics.median(r["throughput_rps"] for r in v) for k, v in phases.items()}
     ratio = medians["batched"] / max(medians["unbatched"], 1e-9)
     print(f"median throughput ratio batched/unbatched over {args.rounds} rounds: {ratio:.2f}x (goal >= 3x)")
+    ceiling = models_cpu_ratio(phases)
+    print(f"models' own CPU per request, unbatched / batched: {ceiling:.2f}x (the ratio's ceiling on this CPU "
+          f"if Serve cost nothing: the machine is CPU-bound)")
     print("stage share of latency (best batched round):", batched["stage_share_of_latency"])
-    result = {"model": args.model, "clients": args.clients, "seconds": args.seconds, "max_new_tokens": args.max_new_tokens,
+    result = {"model": args.model, "serve_mode": args.serve_mode, "clients": args.clients, "seconds": args.seconds,
+              "warmup": args.warmup, "batch": args.batch, "max_new_tokens": args.max_new_tokens,
               "cpus": 2, "rounds": phases, "median_throughput_rps": medians,
-              "best": {"batched": batched, "unbatched": unbatched}, "throughput_ratio": round(ratio, 2)}
+              "best": {"batched": batched, "unbatched": unbatched}, "throughput_ratio": round(ratio, 2),
+              "models_cpu_ratio": round(ceiling, 2)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -263,6 +263,9 @@ class ServeConfig:
     model_retries: int = 1  # extra tries of a stage whose replica died (Serve restarts it)
     app_name: str = "glore"  # Serve application name
     route_prefix: str = "/"
+    # Ray Serve's throughput-optimized mode (glore_ray/serving/fast_path.py) where we start Ray
+    # ourselves; on a running cluster it is set where `ray start` runs.
+    throughput_optimized: bool = True
 
     def __post_init__(self):
         if self.batch_max_size < 1 or self.replicas < 1 or self.ingress_replicas < 1:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from glore_ray.serving import fast_path
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GLORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -15,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# The tests' Ray runs Serve the way jobs/serve.py does (throughput-optimized), set before Ray starts.
+fast_path.apply()
 
 
 def shared_file(*parts: str) -> Path:

@@ -14,6 +14,9 @@ from torch import nn
 
 from glore_ray.training.data import prompt_ids, step_token_positions
 
+CPU_SCORE_BATCH = 4  # solutions per forward pass when scoring (score_steps says why)
+ACCELERATOR_SCORE_BATCH = 32
+
 
 def _token_classifier(path: str, dtype=None, **config_overrides):
     from transformers import AutoConfig, AutoModelForTokenClassification
@@ -71,38 +74,51 @@ class RewardModel(nn.Module):
     # ---------------------------------------------------------------------------------- scoring
 
     @torch.no_grad()
-    def score_steps(self, prompts: list[str], solutions: list[str], batch_size: int = 16,
+    def score_steps(self, prompts: list[str], solutions: list[str], batch_size: int | None = None,
                     max_len: int | None = None) -> list[list[float]]:
-        """Sigmoid probability per step of each solution (steps past ``max_len`` get no score)."""
+        """Sigmoid probability per step of each solution (steps past ``max_len`` get no score).
+
+        ``batch_size`` defaults to the device's: on CPU a forward pass costs its padded FLOPs and
+        almost nothing per call, so small chunks of similar length are cheapest (chunks of 4 took
+        7.6 ms per solution on 16 mixed solutions against 12.7 ms for one padded chunk of 16, a
+        tiny-world scorer on 1 thread); a GPU wants wide batches."""
         if len(prompts) != len(solutions):
             raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
         if self.tokenizer is None:
             raise ValueError("RewardModel has no tokenizer; load it with from_pretrained")
         limit = max_len or getattr(self.config, "max_position_embeddings", 4096)
         device = next(self.parameters()).device
+        batch_size = batch_size or (CPU_SCORE_BATCH if device.type == "cpu" else ACCELERATOR_SCORE_BATCH)
         was_training = self.training
         self.eval()
-        out = []
-        for s in range(0, len(prompts), batch_size):
-            out.extend(self._score_batch(prompts[s:s + batch_size], solutions[s:s + batch_size], limit, device))
+        encoded = [self._encode(p, s, limit) for p, s in zip(prompts, solutions)]
+        # Chunks of similar length: a forward pass costs its padded width on CPU, and a mixed
+        # batch of prompts is about 70% real tokens. The order back is the callers'.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        out: list[list[float] | None] = [None] * len(encoded)
+        for s in range(0, len(order), batch_size):
+            chunk = order[s:s + batch_size]
+            for i, scores in zip(chunk, self._score_batch([encoded[i] for i in chunk], device)):
+                out[i] = scores
         self.train(was_training)
         return out
 
-    def _score_batch(self, prompts, solutions, limit, device):
-        seqs, positions = [], []
-        for prompt, solution in zip(prompts, solutions):
-            p = prompt_ids(self.tokenizer, prompt)
-            ids, pos = step_token_positions(self.tokenizer, solution)
-            seqs.append((p + ids)[:limit])
-            positions.append([len(p) + q for q in pos if len(p) + q < limit])
+    def _encode(self, prompt: str, solution: str, limit: int) -> tuple[list[int], list[int]]:
+        """Token ids of prompt + solution (cut at ``limit``) and the position of each step's end."""
+        p = prompt_ids(self.tokenizer, prompt)
+        ids, pos = step_token_positions(self.tokenizer, solution)
+        return (p + ids)[:limit], [len(p) + q for q in pos if len(p) + q < limit]
+
+    def _score_batch(self, encoded: list[tuple[list[int], list[int]]], device) -> list[list[float]]:
+        seqs = [seq for seq, _ in encoded]
         width = max(len(x) for x in seqs)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs], device=device)  # [B, T]
         mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs], device=device)
         probs = torch.sigmoid(self(ids, mask).float()).cpu()  # [B, T]
-        return [[float(probs[b, q]) for q in pos] for b, pos in enumerate(positions)]
+        return [[float(probs[b, q]) for q in pos] for b, (_, pos) in enumerate(encoded)]
 
-    def score_final(self, prompts: list[str], solutions: list[str], batch_size: int = 16,
+    def score_final(self, prompts: list[str], solutions: list[str], batch_size: int | None = None,
                     max_len: int | None = None) -> list[float]:
         """The last step's probability (the ORM's verdict on the whole solution)."""
         steps = self.score_steps(prompts, solutions, batch_size, max_len)

@@ -105,6 +105,11 @@ def test_step_bce_rm_separates_steps_from_parquet(ray_cluster, tiny_lm_dir, tmp_
     assert min(good) > max(bad) or sum(good) / len(good) - sum(bad) / len(bad) > 0.5
     rm.save_pretrained(tmp_path / "copy")
     assert RewardModel.from_pretrained(tmp_path / "copy").score_steps(prompts, solutions) == scores
+    # Length-sorted chunking returns scores in the callers' order, whatever the chunk size.
+    for batch_size in (1, 5, 64):
+        again = rm.score_steps(prompts, solutions, batch_size=batch_size)
+        assert [len(a) for a in again] == [len(s) for s in scores]
+        assert max(abs(x - y) for a, s in zip(again, scores) for x, y in zip(a, s)) < 1e-5
 
 
 def test_pairwise_rm_prefers_chosen(ray_cluster, tiny_lm_dir, tmp_path):
