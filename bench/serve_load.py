@@ -162,7 +162,7 @@ _LOOP: asyncio.AbstractEventLoop | None = None
 def call_models(serve, method: str, *args) -> dict:
     """``method`` on every model deployment, awaited on one long-lived event loop: in Serve's
     throughput-optimized mode a handle's router runs on its caller's loop, so a bare
-    ``.result()`` from the driver won't do, and the handles outlive any one call."""
+    ``.result()`` from the driver won't do, and Serve caches handles bound to that loop."""
     global _LOOP
     if _LOOP is None:
         _LOOP = asyncio.new_event_loop()
@@ -251,7 +251,7 @@ def main() -> None:
     if args.serve_mode == "throughput":
         from glore_ray.serving import fast_path
 
-        fast_path.apply()  # before Ray starts, as jobs/serve.py does
+        fast_path.apply()  # before Ray starts, as the service's run_service does
     args.seconds = min(args.seconds, 120.0)  # bounded by design
     import ray
     from ray import serve

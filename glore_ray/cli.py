@@ -41,8 +41,7 @@ def run_job(description: str, stage_fn, argv: list[str] | None = None, extra=Non
         from glore_ray.rollout.ray_setup import init_ray
         from glore_ray.serving import fast_path
 
-        if cfg.serve.throughput_optimized:  # read by Serve's processes when a local Ray starts
-            fast_path.apply()                # (pipeline.serve=true serves on this job's Ray)
+        fast_path.apply_if_enabled(cfg.serve)  # pipeline.serve=true serves on this job's Ray
         init_ray(cfg.run, log_to_driver=False)
     try:
         summary = stage_fn(cfg, args)

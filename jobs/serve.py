@@ -10,7 +10,7 @@ The same app deploys declaratively with `serve deploy configs/serve.yaml`.
 import argparse
 
 from glore_ray.config import load_config
-from glore_ray.serving import fast_path
+from glore_ray.serving.app import run_service
 
 
 def main() -> None:
@@ -18,12 +18,7 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="glore config YAML (default: built-in defaults)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. serve.port=8123")
     args = parser.parse_args()
-    cfg = load_config(args.config, args.overrides)
-    if cfg.serve.throughput_optimized:
-        fast_path.apply()  # before Ray (and Serve) start in this process and the local cluster
-    from glore_ray.serving.app import run_service
-
-    run_service(cfg, blocking=True)
+    run_service(load_config(args.config, args.overrides), blocking=True)
 
 
 if __name__ == "__main__":

@@ -302,8 +302,7 @@ def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None 
     from glore_ray.serving import fast_path
 
     if not ray.is_initialized():
-        if cfg.serve.throughput_optimized:
-            fast_path.apply()
+        fast_path.apply_if_enabled(cfg.serve)
         ray.init(address=cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     app = build_app(cfg, loaders if loaders is not None else checkpoint_loaders(cfg))

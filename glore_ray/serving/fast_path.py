@@ -31,6 +31,8 @@ def apply(environ: dict | None = None) -> dict[str, str]:
     return {key: environ[key] for key in ENV}
 
 
-def shell_prefix() -> str:
-    """``KEY=VALUE ...`` to put before ``ray start`` (README, cluster.yaml)."""
-    return " ".join(f"{k}={v}" for k, v in ENV.items())
+def apply_if_enabled(serve_cfg) -> None:
+    """``apply()`` when ``serve.throughput_optimized`` is on: call it just before starting a local
+    Ray (joining a running cluster, it changes nothing there)."""
+    if serve_cfg.throughput_optimized:
+        apply()

@@ -21,7 +21,8 @@ def test_the_cluster_file_starts_ray_with_the_same_settings():
 
     text = (Path(__file__).resolve().parents[2] / "cluster.yaml").read_text()
     starts = [line for line in text.splitlines() if "ray start" in line]
-    assert starts and all(fast_path.shell_prefix() in line for line in starts)
+    prefix = " ".join(f"{k}={v}" for k, v in fast_path.ENV.items())
+    assert starts and all(prefix in line for line in starts)
 
 
 def test_the_service_config_can_turn_it_off():
