@@ -16,6 +16,7 @@ No ``from __future__ import annotations`` here: FastAPI must resolve the route a
 import asyncio
 import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -211,6 +212,27 @@ def _replica_cpus(serve_cfg: ServeConfig, model: str) -> float:
     return serve_cfg.cpus_per_replica if spec.cpus is None else spec.cpus
 
 
+def resource_demand(serve_cfg: ServeConfig) -> dict[str, float]:
+    """CPUs and GPUs the app's replicas reserve together (Serve's controller and proxy reserve none)."""
+    cpus = serve_cfg.ingress_replicas * serve_cfg.ingress_cpus
+    gpus = 0.0
+    for model in MODELS:
+        options = _model_options(serve_cfg, model)
+        cpus += options["num_replicas"] * options["ray_actor_options"]["num_cpus"]
+        gpus += options["num_replicas"] * options["ray_actor_options"]["num_gpus"]
+    return {"CPU": cpus, "GPU": gpus}
+
+
+def _check_fits(serve_cfg: ServeConfig, available: Mapping[str, float]) -> None:
+    """On a fixed-size local Ray a replica that does not fit waits forever; say so instead."""
+    short = {k: (v, available.get(k, 0.0)) for k, v in resource_demand(serve_cfg).items()
+             if v > available.get(k, 0.0) + 1e-9}
+    if short:
+        need = ", ".join(f"{v:g} {k} (this Ray has {have:g})" for k, (v, have) in short.items())
+        raise ValueError(f"the service's replicas need {need}: lower serve.cpus_per_replica / serve.gpus_per_replica, "
+                         f"per-model serve.<model>.cpus/replicas or serve.ingress_cpus, or raise run.num_cpus")
+
+
 def _model_options(serve_cfg: ServeConfig, model: str) -> dict:
     spec = getattr(serve_cfg, model)
     gpus = serve_cfg.gpus_per_replica if spec.gpus is None else spec.gpus
@@ -304,6 +326,8 @@ def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None 
     if not ray.is_initialized():
         fast_path.apply_if_enabled(cfg.serve)
         ray.init(address=cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
+    if not (cfg.run.ray_address or os.environ.get("RAY_ADDRESS")):  # a local Ray: it will not grow
+        _check_fits(cfg.serve, ray.cluster_resources())
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     app = build_app(cfg, loaders if loaders is not None else checkpoint_loaders(cfg))
     return serve.run(app, name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix, blocking=blocking)
