@@ -54,9 +54,10 @@ def tiny_scorer(path: str, seed: int):
     import torch
 
     from glore_ray.models.reward import RewardModel
+    from glore_ray.serving.deployments import GroupedScorer
 
     torch.set_num_threads(1)
-    return RewardModel.from_causal_lm(path, seed=seed).eval()
+    return GroupedScorer(RewardModel.from_causal_lm(path, seed=seed).eval())  # as load_reward_scorer serves one
 
 
 def requests_pool(n: int) -> list[dict]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from glore_ray.models.batching import length_groups
 from glore_ray.training.data import prompt_ids, step_token_positions
 
 CPU_SCORE_BATCH = 4  # solutions per forward pass when scoring (score_steps says why)
@@ -75,13 +76,15 @@ class RewardModel(nn.Module):
 
     @torch.no_grad()
     def score_steps(self, prompts: list[str], solutions: list[str], batch_size: int | None = None,
-                    max_len: int | None = None) -> list[list[float]]:
+                    max_len: int | None = None, call_cost: int | None = None) -> list[list[float]]:
         """Sigmoid probability per step of each solution (steps past ``max_len`` get no score).
 
         ``batch_size`` defaults to the device's: on CPU a forward pass costs its padded FLOPs and
-        almost nothing per call, so small chunks of similar length are cheapest (chunks of 4 took
-        7.6 ms per solution on 16 mixed solutions against 12.7 ms for one padded chunk of 16, a
-        tiny-world scorer on 1 thread); a GPU wants wide batches."""
+        little per call, so small chunks of similar length are cheapest (chunks of 4 took 7.6 ms
+        per solution on 16 mixed solutions against 12.7 ms for one padded chunk of 16, a
+        tiny-world scorer on 1 thread); a GPU wants wide batches. ``call_cost`` (the service's,
+        on CPU) cuts the length-sorted solutions by :func:`~glore_ray.models.batching.length_groups`
+        instead of fixed chunks: 5.8 against 7.0 ms per solution on the serve bench's batches of 8."""
         if len(prompts) != len(solutions):
             raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
         if self.tokenizer is None:
@@ -95,9 +98,13 @@ class RewardModel(nn.Module):
         # Chunks of similar length: a forward pass costs its padded width on CPU, and a mixed
         # batch of prompts is about 70% real tokens. The order back is the callers'.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        if call_cost is None:
+            cuts = [(s, s + batch_size) for s in range(0, len(order), batch_size)]
+        else:
+            cuts = length_groups([len(encoded[i][0]) for i in order], call_cost)
         out: list[list[float] | None] = [None] * len(encoded)
-        for s in range(0, len(order), batch_size):
-            chunk = order[s:s + batch_size]
+        for start, end in cuts:
+            chunk = order[start:end]
             for i, scores in zip(chunk, self._score_batch([encoded[i] for i in chunk], device)):
                 out[i] = scores
         self.train(was_training)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from glore_ray.models.batching import length_groups
+
 ANSWER_MARK = "####"
 
 
@@ -145,14 +147,20 @@ class HFGenerator:
     depend on its batch mates. Here each row draws one uniform per step from its own
     ``random.Random(seed)`` and samples by inverse CDF, so a row's text depends only on its own
     logits and seed. Rows leave the batch (and the KV cache) as soon as they stop.
+
+    ``prefill_call_cost`` (0: off) lets a batch of mixed prompt lengths prefill in length groups
+    (:func:`~glore_ray.models.batching.length_groups`; the value is one more forward call's cost
+    in padded tokens), merged into one left-padded cache for the decode. The service turns it on
+    for its small, arbitrary batches on CPU; the batch stages sort thousands of prompts by length
+    before batching and leave it off.
     """
 
     def __init__(self, model_path_or_model, tokenizer=None, device: str = "cpu", batch_size: int = 64,
-                 dtype: str | None = None):
+                 dtype: str | None = None, prefill_call_cost: int = 0):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.device = torch.device(_pick_device(device))
+        self.device = torch.device(pick_device(device))
         if isinstance(model_path_or_model, (str, Path)):
             path = _check_model_path(model_path_or_model)
             kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
@@ -164,9 +172,12 @@ class HFGenerator:
                 raise RolloutError("HFGenerator: pass the tokenizer along with a model object")
         if batch_size < 1:
             raise RolloutError(f"HFGenerator: batch_size must be >= 1, got {batch_size}")
+        if prefill_call_cost < 0:
+            raise RolloutError(f"HFGenerator: prefill_call_cost must be >= 0, got {prefill_call_cost}")
         self.model = model.to(self.device).eval()
         self._cache_field = _cache_field_name()
         self.tokenizer, self.batch_size = tokenizer, batch_size
+        self.prefill_call_cost = prefill_call_cost
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self.context = _context_length(model.config)
@@ -208,13 +219,9 @@ class HFGenerator:
         input_ids, attention = self._left_pad([s.prompt_ids for s in batch])  # [B, L]
         positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [B, L]: pads never shift real positions
         live = list(range(len(batch)))  # batch rows still decoding, in cache order
-        cache = None
         with torch.inference_mode():
+            logits, cache = self._prefill([s.prompt_ids for s in batch], input_ids, attention, positions)
             while live:
-                out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                 use_cache=True, **{self._cache_field: cache})
-                cache = getattr(out, self._cache_field)
-                logits = out.logits[:, -1, :].float()  # [b, V]
                 uniforms = [rngs[i].random() for i in live]
                 greedy = [batch[i].greedy for i in live]
                 tokens = _sample_tokens(logits, uniforms, greedy, temperature, top_p).tolist()
@@ -236,7 +243,46 @@ class HFGenerator:
                 input_ids = torch.tensor(tokens, device=self.device)[:, None]  # [b, 1]
                 attention = torch.cat([attention, attention.new_ones(len(live), 1)], dim=1)
                 positions = positions[:, -1:] + 1
+                out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
+                                 use_cache=True, **{self._cache_field: cache})
+                cache = getattr(out, self._cache_field)
+                logits = out.logits[:, -1, :].float()  # [b, V]
         return [self._completion(s, ids, done) for s, ids, done in zip(batch, generated, finished)]
+
+    def _forward_prompts(self, input_ids, attention, positions):
+        """One prefill forward: the last position's logits [b, V] and the KV cache."""
+        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+        return out.logits[:, -1, :].float(), getattr(out, self._cache_field)
+
+    def _prefill(self, rows: list[list[int]], input_ids, attention, positions):
+        """The batch's prefill: one padded forward, or (``prefill_call_cost``) one forward per
+        length group, each group's keys and values then left-padded to the batch's width and
+        stacked in batch order. Pad positions stay masked, so the decode sees the same cache."""
+        import torch
+
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        groups = length_groups([len(rows[i]) for i in order], self.prefill_call_cost) if self.prefill_call_cost else []
+        if len(groups) < 2:
+            return self._forward_prompts(input_ids, attention, positions)
+        width = input_ids.shape[1]
+        logits, caches = [], []
+        for start, end in groups:
+            ids, mask = self._left_pad([rows[i] for i in order[start:end]])
+            group_logits, cache = self._forward_prompts(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+            kv = _cache_layers(cache)
+            if kv is None:  # a cache we can't take apart (sliding-window layers, ...): no split
+                return self._forward_prompts(input_ids, attention, positions)
+            logits.append(group_logits)
+            caches.append([[torch.nn.functional.pad(t, (0, 0, width - t.shape[-2], 0)) for t in pair] for pair in kv])
+        # The groups hold the rows in length order; ``back`` puts them in batch order.
+        back = torch.empty(len(rows), dtype=torch.long, device=self.device)
+        back[torch.tensor(order, device=self.device)] = torch.arange(len(rows), device=self.device)
+
+        def stack(tensors):
+            return torch.cat(tensors, dim=0).index_select(0, back)
+
+        merged = [(stack([c[i][0] for c in caches]), stack([c[i][1] for c in caches])) for i in range(len(caches[0]))]
+        return stack(logits), _cache_from_layers(merged)
 
     def _stops(self, sample: _Sample, ids: list[int], token: int) -> bool:
         if token == self.eos_id:
@@ -288,7 +334,34 @@ def _sample_tokens(logits, uniforms: list[float], greedy: list[bool], temperatur
     return picks
 
 
-def _pick_device(device: str) -> str:
+def _cache_layers(cache) -> list[tuple] | None:
+    """Per layer (keys, values) [b, heads, t, d] of a full-attention KV cache, across transformers
+    releases (``layers`` since 4.56, ``key_cache``/``value_cache`` or legacy tuples before); None
+    for any other kind of cache (sliding-window or quantized layers), which the caller leaves whole."""
+    if isinstance(cache, tuple):  # the legacy format: per layer (keys, values)
+        return [tuple(pair[:2]) for pair in cache]
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        if any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+            return None
+        return [(layer.keys, layer.values) for layer in layers]
+    if hasattr(cache, "key_cache") and type(cache).__name__ == "DynamicCache":
+        return list(zip(cache.key_cache, cache.value_cache))
+    return None
+
+
+def _cache_from_layers(layers):
+    """A DynamicCache holding the given per-layer (keys, values), built through its public update."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for index, (keys, values) in enumerate(layers):
+        cache.update(keys, values, index)
+    return cache
+
+
+def pick_device(device: str) -> str:
+    """``auto`` -> cuda when one is visible, else cpu; anything else as given."""
     if device == "auto":
         import torch
 
@@ -321,11 +394,12 @@ def _newline_token_ids(tokenizer) -> frozenset[int]:
     return frozenset(i for i, t in enumerate(texts) if "\n" in t)
 
 
-def load_generator(path: str, rollout_cfg, device: str | None = None):
-    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path``."""
+def load_generator(path: str, rollout_cfg, device: str | None = None, prefill_call_cost: int = 0):
+    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path`` (``prefill_call_cost``:
+    see :class:`HFGenerator`; vLLM schedules its own prefills)."""
     if rollout_cfg.backend == "vllm":
         from glore_ray.rollout.vllm_engine import VLLMGenerator
 
         return VLLMGenerator(_check_model_path(path), rollout_cfg)
     return HFGenerator(path, device=device or rollout_cfg.device, batch_size=rollout_cfg.batch_size,
-                       dtype=rollout_cfg.dtype)
+                       dtype=rollout_cfg.dtype, prefill_call_cost=prefill_call_cost)

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from ray import serve
 
+from glore_ray.models.batching import CPU_FORWARD_CALL_COST
 from glore_ray.rollout.engine import RolloutRequest
 from glore_ray.tasks.steps import split_steps
 
@@ -185,20 +186,37 @@ class GreedyTexts:
 
 def load_text_generator(path: str, rollout_cfg=None, num_threads: int | None = 1) -> GreedyTexts:
     """The backend ``rollout_cfg`` names (transformers by default, vLLM at real scale) for the
-    checkpoint at ``path``. ``num_threads`` caps torch's CPU threads: replicas share few cores."""
+    checkpoint at ``path``. ``num_threads`` caps torch's CPU threads: replicas share few cores.
+    On CPU a served batch prefills in length groups (``HFGenerator(prefill_call_cost)``): its
+    prompts are a few arbitrary requests, not a length-sorted stage."""
     import torch
 
     from glore_ray.config import RolloutConfig
-    from glore_ray.rollout.engine import load_generator
+    from glore_ray.rollout.engine import load_generator, pick_device
 
     if num_threads:
         torch.set_num_threads(num_threads)
-    return GreedyTexts(load_generator(str(path), rollout_cfg or RolloutConfig()))
+    cfg = rollout_cfg or RolloutConfig()
+    device = pick_device(cfg.device)
+    cost = CPU_FORWARD_CALL_COST if device == "cpu" else 0
+    return GreedyTexts(load_generator(str(path), cfg, device=device, prefill_call_cost=cost))
 
 
-def load_reward_scorer(path: str):
-    """The trained ORM/SORM: a RewardModel, whose ``score_steps(prompts, solutions)`` is the scorer
-    interface."""
+class GroupedScorer:
+    """A RewardModel as the service's step scorer: on CPU its batch is cut into length groups
+    (``score_steps(call_cost=...)``), since a served batch mixes a handful of arbitrary lengths."""
+
+    def __init__(self, model):
+        self.model = model
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        self.call_cost = CPU_FORWARD_CALL_COST if on_cpu else None
+
+    def score_steps(self, prompts: list[str], solutions: list[str]) -> list[list[float]]:
+        return self.model.score_steps(prompts, solutions, call_cost=self.call_cost)
+
+
+def load_reward_scorer(path: str) -> GroupedScorer:
+    """The trained ORM/SORM (a RewardModel) as the service's scorer."""
     from glore_ray.models.loading import load_reward_model
 
-    return load_reward_model(str(path))
+    return GroupedScorer(load_reward_model(str(path)))

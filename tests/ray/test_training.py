@@ -110,6 +110,10 @@ def test_step_bce_rm_separates_steps_from_parquet(ray_cluster, tiny_lm_dir, tmp_
         again = rm.score_steps(prompts, solutions, batch_size=batch_size)
         assert [len(a) for a in again] == [len(s) for s in scores]
         assert max(abs(x - y) for a, s in zip(again, scores) for x, y in zip(a, s)) < 1e-5
+    # So does the service's cut into length groups (GroupedScorer, on CPU).
+    for call_cost in (0, 48, 10_000):
+        again = rm.score_steps(prompts, solutions, call_cost=call_cost)
+        assert max(abs(x - y) for a, s in zip(again, scores) for x, y in zip(a, s)) < 1e-5
 
 
 def test_pairwise_rm_prefers_chosen(ray_cluster, tiny_lm_dir, tmp_path):

@@ -99,6 +99,26 @@ def test_text_does_not_depend_on_batch_mates_or_batch_size(tiny_lm_dir, tiny_pro
     assert [c.num_tokens for c in alone] == [c.num_tokens for c in mixed]
 
 
+def test_prefill_in_length_groups_gives_the_same_texts(tiny_lm_dir, tiny_problems):
+    """The service's grouped prefill (prompts of very different lengths, each group's cache padded
+    and merged for one decode) samples what one padded prefill and a batch of one sample."""
+    long_prefix = "".join(f"{i} + 1 = {i + 1}\n" for i in range(12))
+    requests = ([RolloutRequest("short", "Q: 1\nA: ", n=2), RolloutRequest("greedy", "Q: 2\nA: ", greedy=True)]
+                + [RolloutRequest(p.id, prompt_of(p), prefix=long_prefix, prefix_index=11, n=2) for p in tiny_problems[:3]])
+    grouped = HFGenerator(str(tiny_lm_dir), batch_size=16, prefill_call_cost=8)
+    calls = []
+    forward = grouped._forward_prompts
+    grouped._forward_prompts = lambda *a: calls.append(a[0].shape) or forward(*a)
+    texts = lambda out: [[c.text for c in cs] for cs in out]
+    got = grouped.generate(requests, 16, 0.9, 0.95, base_seed=2)
+    assert len(calls) == 2 and calls[0][1] < calls[1][1]  # short prompts, then long ones: two prefills
+    assert texts(got) == texts(HFGenerator(str(tiny_lm_dir), batch_size=16).generate(requests, 16, 0.9, 0.95, base_seed=2))
+    alone = HFGenerator(str(tiny_lm_dir), batch_size=1)
+    assert texts(got) == [texts(alone.generate([r], 16, 0.9, 0.95, base_seed=2))[0] for r in requests]
+    with pytest.raises(RolloutError, match="prefill_call_cost"):
+        HFGenerator(str(tiny_lm_dir), prefill_call_cost=-1)
+
+
 def test_same_seed_same_text_other_seed_other_text(random_gen, tiny_problems):
     requests = _requests(tiny_problems[:2], n=3)
     first = random_gen.generate(requests, 16, base_seed=0)
