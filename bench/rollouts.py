@@ -31,7 +31,8 @@ from glore_ray.artifacts import Stage
 from glore_ray.config import ModelConfig, RolloutConfig, RunConfig
 from glore_ray.models.tiny import build_tiny_lm
 from glore_ray.models.tokenizer import train_tokenizer
-from glore_ray.rollout.engine import HFGenerator, RolloutRequest
+from glore_ray.rollout.engine import RolloutRequest
+from glore_ray.rollout.hf_engine import HFGenerator
 from glore_ray.rollout.ray_setup import init_ray
 from glore_ray.rollout.sampler import generate_rows, sample_to_stage
 from glore_ray.tasks.tiny_world import generate_problems

@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from glore_ray.config import LabelConfig, ModelConfig  # noqa: E402
 from glore_ray.labeling.scheduler import sorm_labels  # noqa: E402
 from glore_ray.labeling.sorm import VerifyResult  # noqa: E402
-from glore_ray.rollout.engine import HFGenerator, RolloutRequest  # noqa: E402
+from glore_ray.rollout.engine import RolloutRequest  # noqa: E402
+from glore_ray.rollout.hf_engine import HFGenerator  # noqa: E402
 from glore_ray.rollout.sampler import generate_rows  # noqa: E402
 from glore_ray.tasks.prompts import student_prompt  # noqa: E402
 

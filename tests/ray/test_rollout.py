@@ -15,7 +15,8 @@ from rollout_support import memorised_lm_dir, memorised_problems, prompt_of
 
 from glore_ray.artifacts import Stage
 from glore_ray.config import RolloutConfig
-from glore_ray.rollout.engine import HFGenerator, RolloutError, RolloutRequest
+from glore_ray.rollout.engine import RolloutError, RolloutRequest
+from glore_ray.rollout.hf_engine import HFGenerator
 from glore_ray.rollout.sampler import generate_rows, sample_to_stage
 from glore_ray.tasks.steps import split_steps
 

@@ -8,16 +8,15 @@ from rollout_support import EOS_PROMPT, EOS_TEXT, memorised_lm_dir, memorised_pr
 
 from glore_ray.config import RolloutConfig
 from glore_ray.rollout.engine import (
-    HFGenerator,
     RolloutError,
     RolloutRequest,
-    _sample_tokens,
     answer_line_end,
     cut_at_answer,
     load_generator,
     request_seeds,
     rollout_seed,
 )
+from glore_ray.rollout.hf_engine import HFGenerator, _sample_tokens
 from glore_ray.rollout.sampler import ROLLOUT_SCHEMA, generate_rows
 from glore_ray.tasks.steps import split_steps
 

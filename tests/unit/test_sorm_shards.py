@@ -7,7 +7,7 @@ import pytest
 
 from glore_ray.config import LabelConfig
 from glore_ray.labeling.scheduler import sorm_labels
-from glore_ray.rollout.engine import HFGenerator
+from glore_ray.rollout.hf_engine import HFGenerator
 from glore_ray.stages.labels import SormShardJob, plan_label_shards, sum_stats
 from glore_ray.tasks.prompts import student_prompt
 
