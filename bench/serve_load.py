@@ -1,19 +1,22 @@
 """Load test of the GLoRe service over loopback HTTP: batched vs unbatched on the same replicas.
 
-    .venv/bin/python bench/serve_load.py                         # 48 clients, 2 rounds
-    .venv/bin/python bench/serve_load.py --clients 128 --batch 64 --serve-mode default
+    .venv/bin/python bench/serve_load.py                       # 48 clients x batch 16, 128 x 64; 2 rounds
+    .venv/bin/python bench/serve_load.py --loads 96x32 --serve-mode default
 
 Deploys the app once on a local Ray (one replica per model, real tiny models: a random-init tiny
-Llama generates, RewardModel heads on it score), then alternates phases with every ``@serve.batch``
-queue resized in place to ``--batch`` and to 1 (same replicas), each driven by N closed-loop HTTP
-clients. A phase runs ``--warmup`` seconds (the queues fill to their steady state) and then a
-``--seconds`` window; only requests that complete inside the window count, and CPU is read at
-its edges. Every request is refined (when_threshold = 1.0) so every stage runs; half the
-requests bring a draft (exercising SORM + both refiners), half let the student draft. Reports
+Llama generates, RewardModel heads on it score). Each load (``--loads CLIENTSxBATCH,...``) runs a
+batched phase, with every ``@serve.batch`` queue resized in place to BATCH, then an unbatched
+phase at 1 on the same replicas, each driven by CLIENTS closed-loop HTTP clients; rounds repeat
+the loads, so drifting machine load hits both modes alike. A phase warms up (at least
+``--warmup`` seconds and until every client has had an answer: the queues have filled to their
+steady state) and then measures a ``--seconds`` window; only requests that complete inside the
+window count, and CPU is read at its edges. Every request is refined (when_threshold = 1.0) so
+every stage runs; half the requests bring a draft (exercising SORM + both refiners), half let the
+student draft. Reports
 throughput, p50/p99 latency, errors, each stage's share of latency, the mean batch size per
 deployment and each process's CPU per request; writes bench/results/serve_load.json. Serve runs
 throughput-optimized, as jobs/serve.py runs it (``--serve-mode default`` for Serve's defaults).
-Bounded: at most 120 s per window, loopback only.
+Bounded: at most 120 s of warm-up and 120 s per window, loopback only.
 """
 
 import argparse
@@ -76,19 +79,23 @@ def requests_pool(n: int) -> list[dict]:
 
 
 def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float,
-          on_window=None) -> list[dict]:
-    """Closed loop: each client sends its next request as soon as the last one returns, for
-    ``warmup + seconds``. Each row records when it completed; only completions inside the
-    measurement window (after the warm-up) count, so neither the queue filling up at the start
-    nor the requests still in flight at the end bias throughput. ``on_window(edge)`` is called at
-    the window's start and end (to read CPU counters)."""
+          on_window=None, max_warmup: float = 120.0) -> tuple[list[dict], float]:
+    """Closed loop: each client sends its next request as soon as the last one returns. The
+    measurement window of ``seconds`` opens after the warm-up: at least ``warmup`` seconds *and*
+    until every client has had a request answered (at most ``max_warmup``). Before that the
+    queues are still filling, and in a slow phase (unbatched, many clients) a latency longer than
+    a fixed warm-up would leave the window counting the first wave. Each row records when it
+    completed; only completions inside the window count, so neither the fill at the start nor the
+    requests still in flight at the end bias throughput. ``on_window(edge)`` is called at the
+    window's start and end (to read CPU counters). Returns the rows and the warm-up it took."""
     results, lock = [], threading.Lock()
+    answered: set[int] = set()
     t0 = time.monotonic()
-    window = (t0 + warmup, t0 + warmup + seconds)
+    end = [float("inf")]  # set when the window opens
 
     def client(k: int):
         session, i = requests.Session(), k
-        while time.monotonic() < window[1]:
+        while time.monotonic() < end[0]:
             start = time.monotonic()
             try:
                 r = session.post(f"{url}/v1/refine", json=bodies[i % len(bodies)], timeout=120)
@@ -99,18 +106,24 @@ def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: fl
             row["done"] = time.monotonic()
             with lock:
                 results.append(row)
+                answered.add(k)
             i += clients
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
+    while time.monotonic() - t0 < max_warmup and (time.monotonic() - t0 < warmup or len(answered) < clients):
+        time.sleep(0.05)
+    start = time.monotonic()
+    end[0] = start + seconds
     if on_window is not None:
-        for edge, at in zip(("start", "end"), window):
-            time.sleep(max(0.0, at - time.monotonic()))
-            on_window(edge)
+        on_window("start")
+    time.sleep(max(0.0, end[0] - time.monotonic()))
+    if on_window is not None:
+        on_window("end")
     for t in threads:
         t.join()  # the requests in flight at the end finish, but are not counted
-    return [r for r in results if window[0] <= r["done"] < window[1]]
+    return [r for r in results if start <= r["done"] < end[0]], start - t0
 
 
 def summarize(rows: list[dict], seconds: float) -> dict:
@@ -184,8 +197,9 @@ def set_batching(serve, batch: int) -> None:
     call_models(serve, "configure_batching", batch, 0.01)
 
 
-def run_phase(name: str, batch: int, args, url: str) -> dict:
-    """One load phase with every model's batch queue resized to ``batch`` on the same replicas."""
+def run_phase(name: str, clients: int, batch: int, args, url: str) -> dict:
+    """One load phase: ``clients`` closed-loop clients, every model's batch queue resized to
+    ``batch`` on the same replicas."""
     from ray import serve
 
     set_batching(serve, batch)
@@ -195,17 +209,19 @@ def run_phase(name: str, batch: int, args, url: str) -> dict:
     def read_counters(edge: str) -> None:  # the warm-up lets the queues settle at the new batch size
         counters[edge] = (batch_stats(serve), cpu_seconds())
 
-    rows = drive(url, bodies, args.clients, args.warmup, args.seconds, read_counters)
+    rows, warmed = drive(url, bodies, clients, args.warmup, args.seconds, read_counters)
     (before, cpu_before), (after, cpu_after) = counters["start"], counters["end"]
     summary = summarize(rows, args.seconds)
     summary["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, cpu_after, summary["ok"])
-    summary["batch_max_size"] = batch
+    summary["clients"], summary["batch_max_size"] = clients, batch
+    summary["warmup_s"] = round(warmed, 1)
     summary["mean_batch"] = {m: round((after[m]["items"] - before[m]["items"])
                                       / max(1, after[m]["batches"] - before[m]["batches"]), 2) for m in MODELS}
     summary["error_samples"] = sorted({r.get("error", str(r["status"])) for r in rows if r["status"] != 200})[:5]
-    print(f"{name:>10}: {summary['throughput_rps']:7.2f} req/s  p50 {summary['p50_ms']:8.1f} ms  "
-          f"p99 {summary['p99_ms']:8.1f} ms  errors {summary['errors']}  mean batch {summary['mean_batch']}")
-    print(f"{'':>10}  CPU ms per request: {summary['cpu_ms_per_request']}")
+    print(f"{clients:>4} clients {name:>9}: {summary['throughput_rps']:7.2f} req/s  p50 {summary['p50_ms']:8.1f} ms  "
+          f"p99 {summary['p99_ms']:8.1f} ms  errors {summary['errors']}  warm-up {summary['warmup_s']} s  "
+          f"mean batch {summary['mean_batch']}")
+    print(f"{'':>23}CPU ms per request: {summary['cpu_ms_per_request']}")
     return summary
 
 
@@ -216,12 +232,27 @@ def deploy(args, loaders) -> None:
     from glore_ray.serving.app import build_app
 
     # when_threshold = where_threshold = 1.0: every draft is refined and its first step marked, so
-    # every request runs every stage (the service's worst case).
+    # every request runs every stage (the service's worst case). The replicas admit the largest
+    # load's requests; each phase then sets its own batch size.
+    clients = max(c for c, _ in args.loads)
     cfg = load_config(None, [
-        f"serve.batch_max_size={args.batch}", f"serve.max_ongoing_requests={max(64, 2 * args.clients)}", "serve.cpus_per_replica=0.1",
-        "serve.request_timeout_s=120", "refine.when_threshold=1.0", "refine.where_threshold=1.0",
-        f"refine.max_new_tokens={args.max_new_tokens}", "serve.app_name=bench"])
+        f"serve.batch_max_size={max(b for _, b in args.loads)}", f"serve.max_ongoing_requests={max(64, 2 * clients)}",
+        "serve.cpus_per_replica=0.1", "serve.request_timeout_s=120", "refine.when_threshold=1.0",
+        "refine.where_threshold=1.0", f"refine.max_new_tokens={args.max_new_tokens}", "serve.app_name=bench"])
     serve.run(build_app(cfg, loaders), name="bench", route_prefix="/")
+
+
+def parse_loads(text: str) -> list[tuple[int, int]]:
+    """``48x16,128x64`` -> [(48, 16), (128, 64)]: closed-loop clients x batch size, per load."""
+    loads = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        clients, sep, batch = item.partition("x")
+        if not (sep and clients.isdigit() and batch.isdigit() and int(clients) > 0 and int(batch) > 0):
+            raise argparse.ArgumentTypeError(f"--loads: {item!r} is not CLIENTSxBATCH (positive integers, e.g. 48x16)")
+        loads.append((int(clients), int(batch)))
+    if not loads:
+        raise argparse.ArgumentTypeError("--loads: give at least one CLIENTSxBATCH")
+    return loads
 
 
 def models_cpu_ratio(phases: dict) -> float:
@@ -235,12 +266,23 @@ def models_cpu_ratio(phases: dict) -> float:
     return per_mode["unbatched"] / max(per_mode["batched"], 1e-9)
 
 
+def compare(phases: dict) -> dict:
+    """One load's batched vs unbatched rounds: median throughputs, their ratio, the models' CPU ratio."""
+    medians = {k: statistics.median(r["throughput_rps"] for r in v) for k, v in phases.items()}
+    best = {k: max(v, key=lambda r: r["throughput_rps"]) for k, v in phases.items()}
+    return {"median_throughput_rps": medians,
+            "throughput_ratio": round(medians["batched"] / max(medians["unbatched"], 1e-9), 2),
+            "models_cpu_ratio": round(models_cpu_ratio(phases), 2),
+            "median_p50_ms": {k: statistics.median(r["p50_ms"] for r in v) for k, v in phases.items()},
+            "stage_share_of_latency": best["batched"]["stage_share_of_latency"], "rounds": phases}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=48)
+    parser.add_argument("--loads", type=parse_loads, default=parse_loads("48x16,128x64"),
+                        help="comma-separated CLIENTSxBATCH loads, each run batched then unbatched per round")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=10.0)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=10.0, help="the least warm-up per phase, in seconds")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", choices=("tiny", "smoke"), default="tiny",
@@ -269,28 +311,30 @@ def main() -> None:
     ray.init(num_cpus=2, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}"
+    phases = {load: {"batched": [], "unbatched": []} for load in args.loads}
     try:
         deploy(args, loaders)
-        phases = {"batched": [], "unbatched": []}
-        for _ in range(args.rounds):  # alternate, so drifting machine load hits both alike
-            phases["batched"].append(run_phase("batched", args.batch, args, url))
-            phases["unbatched"].append(run_phase("unbatched", 1, args, url))
+        for _ in range(args.rounds):  # alternate, so drifting machine load hits both modes alike
+            for clients, batch in args.loads:
+                phases[clients, batch]["batched"].append(run_phase("batched", clients, batch, args, url))
+                phases[clients, batch]["unbatched"].append(run_phase("unbatched", clients, 1, args, url))
     finally:
         serve.shutdown()
         ray.shutdown()
-    batched, unbatched = (max(phases[k], key=lambda r: r["throughput_rps"]) for k in ("batched", "unbatched"))
-    medians = {k: statistics.median(r["throughput_rps"] for r in v) for k, v in phases.items()}
-    ratio = medians["batched"] / max(medians["unbatched"], 1e-9)
-    print(f"median throughput ratio batched/unbatched over {args.rounds} rounds: {ratio:.2f}x (goal >= 3x)")
-    ceiling = models_cpu_ratio(phases)
-    print(f"models' own CPU per request, unbatched / batched: {ceiling:.2f}x (the ratio's ceiling on this CPU "
-          f"if Serve cost nothing: the machine is CPU-bound)")
-    print("stage share of latency (best batched round):", batched["stage_share_of_latency"])
-    result = {"model": args.model, "serve_mode": args.serve_mode, "clients": args.clients, "seconds": args.seconds,
-              "warmup": args.warmup, "batch": args.batch, "max_new_tokens": args.max_new_tokens,
-              "cpus": 2, "rounds": phases, "median_throughput_rps": medians,
-              "best": {"batched": batched, "unbatched": unbatched}, "throughput_ratio": round(ratio, 2),
-              "models_cpu_ratio": round(ceiling, 2)}
+    results = []
+    print(f"\nmedians over {args.rounds} rounds (goal: batched >= 3x unbatched throughput)")
+    print("clients  batch  batched req/s  unbatched req/s  ratio  models' CPU ratio  p50 batched / unbatched ms")
+    for (clients, batch), load_phases in phases.items():
+        row = {"clients": clients, "batch": batch} | compare(load_phases)
+        results.append(row)
+        rps, p50 = row["median_throughput_rps"], row["median_p50_ms"]
+        print(f"{clients:>7}  {batch:>5}  {rps['batched']:>13.2f}  {rps['unbatched']:>15.2f}  "
+              f"{row['throughput_ratio']:>4.2f}x  {row['models_cpu_ratio']:>16.2f}x  "
+              f"{p50['batched']:>9.0f} / {p50['unbatched']:.0f}")
+    print("models' CPU ratio: the five model replicas' CPU per request, unbatched / batched: the ratio's ceiling "
+          "on this CPU-bound machine if Serve's own share cost nothing")
+    result = {"model": args.model, "serve_mode": args.serve_mode, "seconds": args.seconds, "warmup": args.warmup,
+              "max_new_tokens": args.max_new_tokens, "cpus": 2, "loads": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

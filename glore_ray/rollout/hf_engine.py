@@ -7,6 +7,8 @@ and seed, and it is cut by the same stop rule (engine.cut_at_answer).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +59,14 @@ class HFGenerator:
     in padded tokens), merged into one left-padded cache for the decode. The service turns it on
     for its small, arbitrary batches on CPU; the batch stages sort thousands of prompts by length
     before batching and leave it off.
+
+    ``reserve_cache`` (on) gives the decode a KV cache with room reserved for the batch's budget,
+    written in place (see _with_room); off, the cache grows by concatenation, as transformers'
+    DynamicCache does (the benchmark's baseline). The texts are the same either way.
     """
 
     def __init__(self, model_path_or_model, tokenizer=None, device: str = "cpu", batch_size: int = 64,
-                 dtype: str | None = None, prefill_call_cost: int = 0):
+                 dtype: str | None = None, prefill_call_cost: int = 0, reserve_cache: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,7 +87,7 @@ class HFGenerator:
         self.model = model.to(self.device).eval()
         self._cache_field = _cache_field_name()
         self.tokenizer, self.batch_size = tokenizer, batch_size
-        self.prefill_call_cost = prefill_call_cost
+        self.prefill_call_cost, self.reserve_cache = prefill_call_cost, reserve_cache
         self.eos_id = tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
         self.context = _context_length(model.config)
@@ -126,6 +132,8 @@ class HFGenerator:
         live = list(range(len(batch)))  # batch rows still decoding, in cache order
         with torch.inference_mode():
             logits, cache = self._prefill(rows, input_ids, attention, positions)
+            if self.reserve_cache:
+                cache = _with_room(cache, max(s.budget for s in batch))
             while live:
                 uniforms = [rngs[i].random() for i in live]
                 greedy = [batch[i].greedy for i in live]
@@ -253,6 +261,69 @@ def _cache_layers(cache) -> list[tuple] | None:
     if hasattr(cache, "key_cache") and type(cache).__name__ == "DynamicCache":
         return list(zip(cache.key_cache, cache.value_cache))
     return None
+
+
+def _with_room(cache, room: int):
+    """The prefill's cache with ``room`` positions reserved after it in every layer, so each decode
+    step writes its keys and values in place: a growing cache re-copies itself every step
+    (``torch.cat``), which on CPU cost 26% of a decode step at batch 48 and 200 cached positions
+    (8.96 vs 12.19 ms per step; 5% at batch 16). The attention reads the same values either way.
+    A cache we can't take apart (see _cache_layers), or a transformers without ``Cache(layers=)``,
+    stays as it is."""
+    layers, layer_type = _cache_layers(cache), _reserved_layer_type()
+    if layers is None or layer_type is None:
+        return cache
+    from transformers.cache_utils import Cache
+
+    return Cache(layers=[layer_type(keys, values, room) for keys, values in layers])
+
+
+@functools.cache
+def _reserved_layer_type():
+    """``ReservedLayer``: a DynamicLayer whose keys/values are views of buffers with spare
+    positions (None before transformers 4.56, whose caches have no layer objects)."""
+    try:
+        from transformers.cache_utils import Cache, DynamicLayer
+    except ImportError:
+        return None
+    if "layers" not in inspect.signature(Cache).parameters:
+        return None
+
+    class ReservedLayer(DynamicLayer):
+        def __init__(self, keys, values, room: int):
+            super().__init__()
+            self.device, self.is_initialized, self.length, self.room = keys.device, True, keys.shape[-2], room
+            self.key_buffer, self.value_buffer = _padded_right(keys, room), _padded_right(values, room)
+            self._expose()
+
+        def _expose(self) -> None:
+            self.keys = self.key_buffer[:, :, : self.length]
+            self.values = self.value_buffer[:, :, : self.length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            end = self.length + key_states.shape[-2]
+            if end > self.key_buffer.shape[-2]:  # past the reservation: grow it, as DynamicLayer would
+                self.key_buffer = _padded_right(self.keys, end - self.length + self.room)
+                self.value_buffer = _padded_right(self.values, end - self.length + self.room)
+            self.key_buffer[:, :, self.length : end] = key_states
+            self.value_buffer[:, :, self.length : end] = value_states
+            self.length = end
+            self._expose()
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices) -> None:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self._expose()
+
+    return ReservedLayer
+
+
+def _padded_right(tensor, room: int):
+    """``tensor`` [b, h, t, d] copied into a new [b, h, t + room, d] buffer (the tail uninitialised)."""
+    b, h, t, d = tensor.shape
+    buffer = tensor.new_empty(b, h, t + room, d)
+    buffer[:, :, :t] = tensor
+    return buffer
 
 
 def _cache_from_layers(layers):

@@ -7,6 +7,7 @@ import torch
 from rollout_support import EOS_PROMPT, EOS_TEXT, memorised_lm_dir, memorised_problems, prompt_of
 
 from glore_ray.config import RolloutConfig
+from glore_ray.rollout import hf_engine
 from glore_ray.rollout.engine import (
     RolloutError,
     RolloutRequest,
@@ -16,7 +17,7 @@ from glore_ray.rollout.engine import (
     request_seeds,
     rollout_seed,
 )
-from glore_ray.rollout.hf_engine import HFGenerator, _sample_tokens
+from glore_ray.rollout.hf_engine import HFGenerator, _cache_from_layers, _sample_tokens, _with_room
 from glore_ray.rollout.sampler import ROLLOUT_SCHEMA, generate_rows
 from glore_ray.tasks.steps import split_steps
 
@@ -116,6 +117,48 @@ def test_prefill_in_length_groups_gives_the_same_texts(tiny_lm_dir, tiny_problem
     assert texts(got) == [texts(alone.generate([r], 16, 0.9, 0.95, base_seed=2))[0] for r in requests]
     with pytest.raises(RolloutError, match="prefill_call_cost"):
         HFGenerator(str(tiny_lm_dir), prefill_call_cost=-1)
+
+
+def test_reserved_kv_layer_is_a_growing_cache_written_in_place():
+    torch.manual_seed(0)
+    keys, values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    reserved, growing = _with_room(_cache_from_layers([(keys, values)]), 2), _cache_from_layers([(keys, values)])
+    layer = reserved.layers[0]
+    buffer = layer.key_buffer
+    assert type(layer).__name__ == "ReservedLayer" and buffer.shape[-2] == 7
+    for step in range(4):  # the third token is past the reservation: the layer grows, as a DynamicLayer would
+        new_keys, new_values = torch.randn(3, 2, 1, 4), torch.randn(3, 2, 1, 4)
+        got, want = reserved.update(new_keys, new_values, 0), growing.update(new_keys, new_values, 0)
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+        assert (layer.key_buffer is buffer) == (step < 2)  # in place while the room lasts
+    index = torch.tensor([2, 0])
+    reserved.batch_select_indices(index)
+    growing.batch_select_indices(index)
+    assert reserved.get_seq_length() == growing.get_seq_length() == 9
+    assert torch.equal(layer.keys, growing.layers[0].keys) and torch.equal(layer.values, growing.layers[0].values)
+
+
+def test_decode_into_reserved_cache_gives_the_growing_caches_texts(memorised_gen, monkeypatch):
+    """Rows that stop at different steps (answer line, EOS, budget) leave the reserved cache; the
+    texts match a decode whose cache grows by concatenation, sampled and greedy."""
+    problems = memorised_problems()
+    requests = (_requests(problems, n=2) + _requests(problems[:2], n=1, greedy=True)
+                + [RolloutRequest("eos", EOS_PROMPT, greedy=True)])
+    layer_types, real = [], hf_engine._with_room
+
+    def with_room(cache, room):
+        cache = real(cache, room)
+        layer_types.append(type(cache.layers[0]).__name__)
+        return cache
+
+    monkeypatch.setattr(hf_engine, "_with_room", with_room)
+    texts = lambda out: [[(c.text, c.num_tokens, c.finished) for c in cs] for cs in out]
+    reserved = texts(memorised_gen.generate(requests, 40, 0.9, 0.95, base_seed=3))
+    assert set(layer_types) == {"ReservedLayer"}
+    growing = HFGenerator(memorised_gen.model, memorised_gen.tokenizer, batch_size=8, reserve_cache=False)
+    assert reserved == texts(growing.generate(requests, 40, 0.9, 0.95, base_seed=3))
+    assert len(layer_types) == 2  # the growing generator never reserved
+    assert len({n for cs in reserved for _, n, _ in cs}) > 2  # rows did leave at different steps
 
 
 def test_same_seed_same_text_other_seed_other_text(random_gen, tiny_problems):
