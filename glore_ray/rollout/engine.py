@@ -132,9 +132,11 @@ def _check_model_path(path) -> str:
     return path
 
 
-def load_generator(path: str, rollout_cfg, device: str | None = None, prefill_call_cost: int = 0):
-    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path`` (``prefill_call_cost``:
-    see :class:`~glore_ray.rollout.hf_engine.HFGenerator`; vLLM schedules its own prefills)."""
+def load_generator(path: str, rollout_cfg, device: str | None = None, prefill_call_cost: int = 0,
+                   reserve_cache: bool = False):
+    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path`` (``prefill_call_cost``,
+    ``reserve_cache``: see :class:`~glore_ray.rollout.hf_engine.HFGenerator`; vLLM schedules its own
+    prefills and manages its own KV cache)."""
     if rollout_cfg.backend == "vllm":
         from glore_ray.rollout.vllm_engine import VLLMGenerator
 
@@ -142,4 +144,4 @@ def load_generator(path: str, rollout_cfg, device: str | None = None, prefill_ca
     from glore_ray.rollout.hf_engine import HFGenerator
 
     return HFGenerator(path, device=device or rollout_cfg.device, batch_size=rollout_cfg.batch_size,
-                       dtype=rollout_cfg.dtype, prefill_call_cost=prefill_call_cost)
+                       dtype=rollout_cfg.dtype, prefill_call_cost=prefill_call_cost, reserve_cache=reserve_cache)

@@ -188,7 +188,8 @@ def load_text_generator(path: str, rollout_cfg=None, num_threads: int | None = 1
     """The backend ``rollout_cfg`` names (transformers by default, vLLM at real scale) for the
     checkpoint at ``path``. ``num_threads`` caps torch's CPU threads: replicas share few cores.
     On CPU a served batch prefills in length groups (``HFGenerator(prefill_call_cost)``): its
-    prompts are a few arbitrary requests, not a length-sorted stage."""
+    prompts are a few arbitrary requests, not a length-sorted stage; and it decodes into a
+    reserved KV cache (``reserve_cache``), which pays for the refiners' long prompts."""
     import torch
 
     from glore_ray.config import RolloutConfig
@@ -198,8 +199,9 @@ def load_text_generator(path: str, rollout_cfg=None, num_threads: int | None = 1
         torch.set_num_threads(num_threads)
     cfg = rollout_cfg or RolloutConfig()
     device = pick_device(cfg.device)
-    cost = CPU_FORWARD_CALL_COST if device == "cpu" else 0
-    return GreedyTexts(load_generator(str(path), cfg, device=device, prefill_call_cost=cost))
+    on_cpu = device == "cpu"
+    cost = CPU_FORWARD_CALL_COST if on_cpu else 0
+    return GreedyTexts(load_generator(str(path), cfg, device=device, prefill_call_cost=cost, reserve_cache=on_cpu))
 
 
 class GroupedScorer:

@@ -153,11 +153,11 @@ def test_decode_into_reserved_cache_gives_the_growing_caches_texts(memorised_gen
 
     monkeypatch.setattr(hf_engine, "_with_room", with_room)
     texts = lambda out: [[(c.text, c.num_tokens, c.finished) for c in cs] for cs in out]
-    reserved = texts(memorised_gen.generate(requests, 40, 0.9, 0.95, base_seed=3))
+    reserving = HFGenerator(memorised_gen.model, memorised_gen.tokenizer, batch_size=8, reserve_cache=True)
+    reserved = texts(reserving.generate(requests, 40, 0.9, 0.95, base_seed=3))
     assert set(layer_types) == {"ReservedLayer"}
-    growing = HFGenerator(memorised_gen.model, memorised_gen.tokenizer, batch_size=8, reserve_cache=False)
-    assert reserved == texts(growing.generate(requests, 40, 0.9, 0.95, base_seed=3))
-    assert len(layer_types) == 2  # the growing generator never reserved
+    assert reserved == texts(memorised_gen.generate(requests, 40, 0.9, 0.95, base_seed=3))
+    assert len(layer_types) == 2  # the default generator's cache grows: it never reserved
     assert len({n for cs in reserved for _, n, _ in cs}) > 2  # rows did leave at different steps
 
 
