@@ -12,10 +12,10 @@ the loads, so drifting machine load hits both modes alike. A phase warms up (at 
 steady state) and then measures a ``--seconds`` window; only requests that complete inside the
 window count, and CPU is read at its edges. Every request is refined (when_threshold = 1.0) so
 every stage runs; half the requests bring a draft (exercising SORM + both refiners), half let the
-student draft. Reports
-throughput, p50/p99 latency, errors, each stage's share of latency, the mean batch size per
-deployment and each process's CPU per request; writes bench/results/serve_load.json. Serve runs
-throughput-optimized, as jobs/serve.py runs it (``--serve-mode default`` for Serve's defaults).
+student draft. Reports throughput, p50/p99 latency, errors, each stage's share of latency, the
+mean batch size per deployment and each process's CPU per request, then a table of medians per
+load; writes bench/results/serve_load.json. Serve runs throughput-optimized, as jobs/serve.py
+runs it (``--serve-mode default`` for Serve's defaults).
 Bounded: at most 120 s of warm-up and 120 s per window, loopback only.
 """
 
