@@ -163,6 +163,9 @@ class StudentConfig:
     # from the last round's student instead (the tiny world's budget: its base is random init).
     ei_init: str = "base"
     ei_epochs: float | None = None  # epochs of an EI round (None: training.student.epochs)
+    # Tiny world: extra SFT rows, this share of the train questions, whose prompt ends in a
+    # slipped result and whose target follows from it: teaches computing from the written steps.
+    slipped_rows: float = 0.0
 
     def __post_init__(self):
         if self.k < 1 or self.eval_k < 1 or self.max_rounds < 0:
@@ -283,13 +286,16 @@ class ServeConfig:
 class PipelineConfig:
     """What the main job runs beyond the core stages."""
 
-    extra_reward_models: tuple[str, ...] = ()  # e.g. [contrastive_orm, sorm_filtered] (App. F, I)
+    # e.g. [contrastive_orm, sorm_filtered] (App. F, I); sorm_oracle: the SORM's rows with the
+    # tiny world's exact labels, the upper bound on better labels (docs/faithful-world.md; tiny world only).
+    extra_reward_models: tuple[str, ...] = ()
     serve: bool = False  # start the HTTP endpoint at the end and block
 
     def __post_init__(self):
-        unknown = set(self.extra_reward_models) - {"contrastive_orm", "sorm_filtered"}
+        known = ("contrastive_orm", "sorm_filtered", "sorm_oracle")
+        unknown = set(self.extra_reward_models) - set(known)
         if unknown:
-            raise ValueError(f"extra_reward_models: unknown {sorted(unknown)}; known: contrastive_orm, sorm_filtered")
+            raise ValueError(f"extra_reward_models: unknown {sorted(unknown)}; known: {', '.join(known)}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,12 @@ PAPER_APP_I_STEP = {"sorm": 0.75, "sorm_filtered": 0.79}  # SORM test-set accura
 PAPER_APP_J_FIX = {"value": 0.14, "local+sorm": 0.21}  # fix rate on incorrect drafts, 7B EI student
 PAPER_APP_J_GLOBAL_OVER_VALUE = 0.06  # "even global refinement outperforms value-based refinement by 6%"
 CORE_RMS = ("orm", "balanced_orm", "sorm")
+BASELINE_NAME = "student log-prob (training-free)"
+# Right answer, wrong steps (docs/faithful-world.md): ProcessBench's GSM8K split has 7 of its 200
+# correct solutions with an erroneous step (Zheng et al. 2024), the real-model level a tiny world
+# should not exceed by much; the targets for greedy drafts and for temperature samples.
+PROCESSBENCH_GSM8K_WRONG_STEPS = (7, 200)
+WRONG_STEPS_TARGET = {"greedy": 0.05, "samples": 0.10}
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -37,7 +43,7 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     results = _json(run / "evaluate" / "results.json")
     sections = [f"# GLoRe report: `{run}`\n", _timings(run), _student(run, results), _labels(run),
-                _reward_models(run, results), _refinement(results, out)]
+                _reward_models(run, results), _faithfulness(results), _refinement(results, out)]
     path = out / "report.md"
     path.write_text("\n".join(s for s in sections if s))
     return path
@@ -123,15 +129,15 @@ def _reward_models(run: Path, results: dict) -> str:
         "final acc | FP rate | FN rate | first-error acc | paper step acc | paper final acc |"
     lines = ["## Reward models on the (Q, D) test set (Tables 1-2)\n",
              "Source: [evaluate/results.json](../evaluate/results.json). Paper columns: "
-             + " / ".join(PAPER_COLUMNS) + ".\n", head, "|---" * head.count("|") + "|"]
-    lines[-1] = "|" + "---|" * (head.count("|") - 1)
+             + " / ".join(PAPER_COLUMNS) + ".\n", head, "|" + "---|" * (head.count("|") - 1)]
     for kind in kinds:
         r = rms[kind]
-        cells = [kind, _f(r["step"]["accuracy"])] + ([_f(r["step_exact"]["accuracy"])] if exact else [])
+        cells = [kind, _f(_acc(r, "step"))] + ([_f(_acc(r, "step_exact"))] if exact else [])
         paper = (_paper(PAPER_TABLE1[kind]), _paper(PAPER_TABLE2[kind])) if kind in PAPER_TABLE1 else ("below",) * 2
-        cells += [_f(r["final"]["accuracy"]), _f(r["step"]["fp_rate"]), _f(r["step"]["fn_rate"]),
-                  _f(r["first_error_accuracy"]), *paper]
+        cells += [_f(_acc(r, "final")), _f(_acc(r, "step", "fp_rate")), _f(_acc(r, "step", "fn_rate")),
+                  _f(r.get("first_error_accuracy")), *paper]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _threshold_free(rms, kinds, results.get("baselines", {}).get("student_logprob"), exact)
     heur = results.get("student", {}).get("rerank_heuristics", {})
     lines += _appendix_rms(run, rms, heur)
     if heur:
@@ -141,6 +147,34 @@ def _reward_models(run: Path, results: dict) -> str:
                   "| model | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         lines += [f"| {k} | " + " | ".join(_f(v[m]) for m in methods) + " |" for k, v in heur.items()]
     return "\n".join(lines) + "\n"
+
+
+def _threshold_free(rms: dict, kinds: list[str], baseline: dict | None, exact: bool) -> list[str]:
+    """The same drafts without the 0.5 cut, beside the training-free baseline: final AUC, and
+    (tiny world) step AUC against the exact oracle, pooled and within each step position, and
+    ProcessBench's first-error F1."""
+    head = "| model | final AUC | " + ("step AUC (exact) | step AUC within position | first-error F1 "
+                                      "(erroneous / clean) | " if exact else "")
+    lines = ["\nThreshold-free (ROC AUC, 0.5 is chance). Pooled step AUC also credits a prior on "
+             "position, which the within-position AUC (the mean over step indices, weighted by steps) "
+             "cannot. First-error F1 is ProcessBench's: the first step scored <= 0.5 against the oracle's "
+             "first invalid step. The baseline is the final student's mean token log-prob, no training: a "
+             "reward model under it learned nothing the generator's confidence does not say.\n",
+             head, "|" + "---|" * (head.count("|") - 1)]
+    rows = [(kind, rms[kind]) for kind in kinds] + ([(BASELINE_NAME, baseline)] if baseline else [])
+    for kind, r in rows:
+        cells = [kind, _f(r.get("final_auc"))]
+        if exact:
+            f1 = r.get("first_error_f1_exact")
+            cells += [_f(r.get("step_auc_exact")), _f(r.get("step_auc_exact_in_position")),
+                      f"{_f(f1['f1'])} ({_f(f1['erroneous'])} / {_f(f1['clean'])})" if f1 else "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _acc(row: dict, table: str, key: str = "accuracy"):
+    """``row[table][key]``, or None where an older run or the baseline has no such table."""
+    return (row.get(table) or {}).get(key)
 
 
 def _appendix_rms(run: Path, rms: dict, heur: dict) -> list[str]:
@@ -168,6 +202,43 @@ def _appendix_rms(run: Path, rms: dict, heur: dict) -> list[str]:
             f"{_f(rms.get('sorm', {}).get('step', {}).get('accuracy'))}; paper (GSM8K): SORM'_1 "
             f"{PAPER_APP_I_STEP['sorm_filtered']} vs SORM_1 {PAPER_APP_I_STEP['sorm']} on the SORM test set.")
     return lines
+
+
+def _faithfulness(results: dict) -> str:
+    """Tiny world: how many correct solutions hold a step the exact oracle calls invalid."""
+    faith = results.get("faithfulness")
+    if not faith:
+        return ""
+    wrong, total = PROCESSBENCH_GSM8K_WRONG_STEPS
+    entries = []
+    for r in faith.get("student_rounds") or []:
+        who = "SFT student" if r["round"] == 0 else f"EI round {r['round']} student"
+        entries += [(f"{who}: greedy test drafts", r.get("test_greedy")),
+                    (f"{who}: test samples", r.get("test_samples")),
+                    (f"{who}: train samples (drawn for the next round)", r.get("train_samples")),
+                    (f"EI round {r['round']}: rows admitted to D_{r['round']}", r.get("admitted"))]
+    entries += [("final student: ORM/SORM train samples", faith.get("student_samples")),
+                ("final student: greedy test drafts", faith.get("test_drafts"))]
+    entries += [(f"refiner: {kind}", v) for kind, v in (faith.get("refiners") or {}).items()]
+    entries.append(("SORM verification rollouts (train)", faith.get("sorm_rollouts")))
+    lines = ["## Faithfulness: right answer, wrong steps\n",
+             "Source: [evaluate/results.json](../evaluate/results.json). Among correct solutions, those with a "
+             "step the exact oracle calls invalid: ORM labels call every step of such a solution good, and a "
+             "correct SORM verification rollout that holds one vouches for its prefix anyway (paper 3.1). "
+             f"Real-model reference: ProcessBench's GSM8K split, {wrong} of {total} correct solutions "
+             f"({wrong / total:.1%}); targets: at most {WRONG_STEPS_TARGET['greedy']:.0%} of correct greedy drafts, "
+             f"{WRONG_STEPS_TARGET['samples']:.0%} of correct samples.\n",
+             "| solutions | correct | with a wrong step | rate |", "|---|---|---|---|"]
+    for name, e in entries:
+        if e:
+            rate, target = e.get("rate"), _wrong_steps_target(name)
+            flag = " (above target)" if target is not None and rate is not None and rate > target else ""
+            lines.append(f"| {name} | {e.get('correct')} | {e.get('wrong_steps')} | {_f(e.get('rate'))}{flag} |")
+    return "\n".join(lines) + "\n"
+
+
+def _wrong_steps_target(name: str) -> float | None:
+    return next((t for kind, t in WRONG_STEPS_TARGET.items() if kind in name), None)
 
 
 def _refinement(results: dict, out: Path) -> str:

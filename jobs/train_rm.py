@@ -1,4 +1,5 @@
-"""Stage reward_models/<kind>: train an ORM, balanced ORM, SORM, contrastive ORM or self-filtered SORM.
+"""Stage reward_models/<kind>: train an ORM, balanced ORM, SORM, contrastive ORM, self-filtered SORM or
+the oracle control (sorm_oracle: the SORM's rows with the tiny world's exact labels).
 
     python jobs/train_rm.py --config configs/tiny.yaml --kind sorm
     ray job submit --working-dir . -- python jobs/train_rm.py --config configs/tiny.yaml --kind sorm

@@ -221,8 +221,9 @@ def _value_triple(row: dict, n: int, by_prefix: dict, skipped: dict) -> dict | N
         return None
     steps = split_steps(row["solution"])
     following = steps[i + 1]
+    # An empty rollout (the prefix already ends on the answer's number) leaves no step to differ.
     rollout = next((r for r in by_prefix[row["prefix_keys"][i]]
-                    if r["correct"] and split_steps(r["text"])[:1] != [following]), None)
+                    if r["correct"] and split_steps(r["text"]) and split_steps(r["text"])[0] != following), None)
     if rollout is None:
         skipped["no_differing_rollout"] += 1
         return None

@@ -6,6 +6,11 @@
   accuracy of the located first error; App. D rerank heuristics over K student samples. The
   extra reward models of ``pipeline.extra_reward_models`` that have been trained (App. F
   contrastive ORM, App. I self-filtered SORM) get the same rows, and Rerank@K (App. F's metric).
+- Threshold-free: the ROC AUC of every reward model's final-step score against final correctness
+  and (tiny world) of all its step scores against the exact labels; the same for a training-free
+  baseline, the final student's own mean token log-prob (docs/faithful-world.md).
+- Faithfulness (tiny world, docs/faithful-world.md): how many correct solutions hold a wrong step, among the
+  student's samples, the test drafts, each refiner's solutions and the SORM verification rollouts.
 - Figure 3, Table 3, Figure 4 (4.2): refinement accuracies, the complementarity of global and
   local refinement, and ORM reranking of draft + refinements against greedy and Bo3.
 - App. J, with ``refine.value_refinement``: the value refiner at the ORM's highest-value step.
@@ -24,10 +29,12 @@ from glore_ray.config import Config
 from glore_ray.decide.how import global_prompt, local_prompt, local_solution
 from glore_ray.decide.where import value_bad_step
 from glore_ray.metrics import (
+    auc,
     damage_rate,
     final_answer_accuracy,
     first_error,
     first_error_accuracy,
+    first_error_f1,
     fix_rate,
     fixed_set,
     overlap,
@@ -35,8 +42,10 @@ from glore_ray.metrics import (
     rerank_by_heuristic,
     rerank_pick,
     step_accuracy,
+    step_auc,
+    step_auc_within_position,
 )
-from glore_ray.stages.common import by_question, sample_table
+from glore_ray.stages.common import by_question, sample_table, student_checkpoint
 from glore_ray.stages.data import questions
 from glore_ray.stages.models import model_checkpoint
 from glore_ray.tasks.grading import is_correct
@@ -68,7 +77,11 @@ def run_evaluate(cfg: Config, force: bool = False) -> dict:
                "draft_accuracy": _mean([d["correct"] for d in drafts]),
                "reward_models": reward_model_tables(cfg, drafts, labels, draft_scores, test),
                "student": student_table(cfg, run, {k: rms[k] for k in ("orm", "sorm", *extras)}, scorer, test),
-               "refinement": refinement_tables(cfg, stage, drafts, labels, draft_scores, test, rms["orm"], scorer)}
+               "refinement": refinement_tables(cfg, stage, drafts, labels, draft_scores, test, rms["orm"], scorer),
+               "baselines": baselines(cfg, drafts, labels, test, _scorer(cfg, logprob=True))}
+    faithful = faithfulness(cfg, run, drafts, stage.read_table("refinements"))
+    if faithful is not None:
+        results["faithfulness"] = faithful
     if not_trained:
         results["reward_models_not_trained"] = not_trained
     results["refinement"]["figure4"]["bo3"] = results["student"]["bo3"]
@@ -91,25 +104,31 @@ def extra_reward_models(cfg: Config) -> tuple[dict[str, str], list[str]]:
     return found, missing
 
 
-def _scorer(cfg: Config):
-    from glore_ray.rollout.scoring import score_steps
+def _scorer(cfg: Config, logprob: bool = False):
+    """``score(model_path, prompts, solutions) -> per-step scores`` over Ray tasks: a reward model's
+    probabilities, or with ``logprob`` a causal LM's mean token log-probs."""
+    from glore_ray.rollout.scoring import score_steps, step_logprobs
+
+    fan_out = step_logprobs if logprob else score_steps
 
     def score(path, prompts, solutions):
-        return score_steps(path, prompts, solutions, chunks=cfg.rollout.num_actors,
-                           num_cpus=cfg.rollout.cpus_per_actor, num_gpus=cfg.rollout.gpus_per_actor)
+        return fan_out(path, prompts, solutions, chunks=cfg.rollout.num_actors,
+                       num_cpus=cfg.rollout.cpus_per_actor, num_gpus=cfg.rollout.gpus_per_actor)
 
     return score
 
 
 def reward_model_tables(cfg, drafts, labels, draft_scores, test) -> dict:
-    """Tables 1-2, FP/FN at 0.5, the located first error, and (tiny world) exact-label accuracy."""
+    """Tables 1-2, FP/FN at 0.5, the located first error, their threshold-free AUCs, and (tiny
+    world) exact-label accuracy."""
     sorm_labels = [labels[d["question_id"]]["labels"] for d in drafts]
     correct = [bool(d["correct"]) for d in drafts]
     exact = _exact_labels(cfg, drafts, labels, test)
     out = {}
     for kind, scores in draft_scores.items():
         row = {"step": step_accuracy(scores, sorm_labels), "final": final_answer_accuracy(scores, correct),
-               "first_error_accuracy": first_error_accuracy([first_error(s) for s in scores], sorm_labels)}
+               "first_error_accuracy": first_error_accuracy([first_error(s) for s in scores], sorm_labels),
+               **threshold_free(scores, correct, exact)}
         if exact is not None:
             row["step_exact"] = step_accuracy(scores, exact)
             row["first_error_accuracy_exact"] = first_error_accuracy([first_error(s) for s in scores], exact)
@@ -118,6 +137,80 @@ def reward_model_tables(cfg, drafts, labels, draft_scores, test) -> dict:
         from glore_ray.metrics import label_agreement
 
         out["test_label_agreement_with_oracle"] = label_agreement(sorm_labels, exact)
+    return out
+
+
+def threshold_free(step_scores: list[list[float]], correct: list[bool], exact: list[list[int]] | None,
+                   probabilities: bool = True) -> dict:
+    """``final_auc``: the last step's score against final correctness (Table 2 without its 0.5
+    cut). Where exact labels exist: ``step_auc_exact`` over every step, pooled and
+    ``_in_position`` (a position prior earns nothing there), and, for ``probabilities`` (not
+    log-probs, which have no 0.5), ProcessBench's first-error F1 against the oracle's first
+    invalid step."""
+    row = {"final_auc": auc([s[-1] for s in step_scores], correct)}
+    if exact is not None:
+        row["step_auc_exact"] = step_auc(step_scores, exact)
+        row["step_auc_exact_in_position"] = step_auc_within_position(step_scores, exact)
+        if probabilities:
+            row["first_error_f1_exact"] = first_error_f1(step_scores, exact)
+    return row
+
+
+def baselines(cfg, drafts, labels, test, logprob_scorer) -> dict:
+    """The training-free baseline (docs/faithful-world.md): each test draft's steps scored by the final
+    student's own mean token log-prob. A reward model whose AUC is no better learned nothing the
+    generator's confidence did not already say."""
+    scores = logprob_scorer(student_checkpoint(cfg), [labels[d["question_id"]]["prompt"] for d in drafts],
+                            [labels[d["question_id"]]["solution"] for d in drafts])
+    correct = [bool(d["correct"]) for d in drafts]
+    return {"student_logprob": threshold_free(scores, correct, _exact_labels(cfg, drafts, labels, test),
+                                              probabilities=False)}
+
+
+def faithfulness(cfg, run: Path, drafts: list[dict], refinements: list[dict]) -> dict | None:
+    """Tiny world only (the exact oracle): among correct solutions, how many hold a wrong step
+    (docs/faithful-world.md). SORM verification rollouts matter most: a correct one marks its prefix good."""
+    if cfg.data.task != "tiny":
+        return None
+    from glore_ray.tasks.faithfulness import wrong_steps_rate
+    from glore_ray.tasks.tiny_world import TinyProblem
+
+    problems = {q["id"]: TinyProblem.from_row(q) for split in ("train", "test") for q in questions(cfg, split)}
+    by_kind: dict[str, list[dict]] = {}
+    for row in refinements:  # no correct column: graded against the test answer
+        by_kind.setdefault(row["kind"], []).append(row)
+    # A verifying rollout continues a prefix of a student sample; its solution is prefix + text.
+    rollouts = ({"question_id": r["question_id"], "solution": r["prefix"] + r["text"], "correct": r["correct"]}
+                for r in read_table(run / "sorm_labels" / "rollouts_train"))
+    return {"student_samples": wrong_steps_rate(problems, read_table(run / "orm_data" / "samples"), "text"),
+            # ``drafts`` keeps the drafts with a step: every correct one of orm_data/test_drafts.
+            "test_drafts": wrong_steps_rate(problems, drafts, "text"),
+            "student_rounds": student_faithfulness(run, problems),
+            "refiners": {kind: wrong_steps_rate(problems, rows, "solution") for kind, rows in by_kind.items()},
+            "sorm_rollouts": wrong_steps_rate(problems, rollouts, "solution")}
+
+
+def student_faithfulness(run: Path, problems: dict) -> list[dict]:
+    """Per student round (0 is SFT): the right-answer-wrong-steps share of its greedy test drafts,
+    its temperature samples on the test and (where a later round drew them) on the train
+    questions, and for an EI round the rows it admitted to D_i (correct by construction, so a
+    wrong step among them is an unfaithful row the next student learns from)."""
+    from glore_ray.tasks.faithfulness import wrong_steps_rate
+
+    student = run / "student"
+    rounds = json.loads((student / "rounds.json").read_text())
+    out, previous = [], None
+    for r in (h["round"] for h in rounds):
+        row = {"round": r,
+               "test_greedy": wrong_steps_rate(problems, read_table(student / f"round_{r}" / "eval_greedy"), "text"),
+               "test_samples": wrong_steps_rate(problems, read_table(student / f"round_{r}" / "eval_samples"), "text")}
+        if (student / f"round_{r + 1}" / "rollouts").exists():
+            row["train_samples"] = wrong_steps_rate(problems, read_table(student / f"round_{r + 1}" / "rollouts"), "text")
+        dataset = read_table(student / f"round_{r}" / "dataset")
+        if previous is not None:  # D_r extends D_{r-1} by position (labeling/expert_iteration.py)
+            row["admitted"] = wrong_steps_rate(problems, dataset[previous:], "target")
+        out.append(row)
+        previous = len(dataset)
     return out
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from glore_ray.artifacts import Stage, StageError, read_table, require_done
 from glore_ray.config import Config
 
-RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered")
+# sorm_oracle: the SORM's rows with the tiny world's exact labels, an upper bound (docs/faithful-world.md).
+RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle")
 REFINER_KINDS = ("global", "local", "value")  # value: App. J, with refine.value_refinement on
 HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
 
@@ -59,6 +60,8 @@ def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict], dict]:
         samples = [{**s, "prompt": prompts[s["question_id"]]} for s in samples if s["question_id"] in prompts]
         pairs = contrastive_pairs(samples, cfg.labels.orm_k, cfg.run.seed)
         return "pairwise", pairs, {"pairs": len(pairs), "pair_questions": len({p["question_id"] for p in pairs})}
+    if kind == "sorm_oracle":
+        return "step_bce", *oracle_control(cfg)
     require_done(run, "sorm_labels")
     rows = read_table(run / "sorm_labels" / "sorm")
     if kind == "sorm_filtered":
@@ -66,6 +69,30 @@ def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict], dict]:
         # Flat keys: the run report's stage table shows a manifest's scalar counts.
         return "step_bce", rows, {f"self_filter_{k}": v for k, v in report.as_dict().items()}
     return "step_bce", rows, {}
+
+
+def oracle_control(cfg: Config) -> tuple[list[dict], dict]:
+    """Issue 16's oracle control: the SORM's training rows relabelled by the exact oracle
+    (:func:`oracle_rows`), so it differs from the SORM only in its labels."""
+    if cfg.data.task != "tiny":
+        raise ValueError(f"reward model 'sorm_oracle' needs the tiny world's exact step labels; "
+                         f"data.task is {cfg.data.task!r}")
+    from glore_ray.labeling.oracle import oracle_rows
+    from glore_ray.stages.data import questions
+    from glore_ray.tasks.tiny_world import TinyProblem
+
+    run = Path(cfg.run.run_dir)
+    require_done(run, "sorm_labels")
+    # labels_train: the rows the ``sorm`` table was balanced from, in its order (stages/labels.py);
+    # re-balancing the exact labels with the same seed mirrors what the SORM trained on.
+    rows = read_table(run / "sorm_labels" / "labels_train")
+    problems = {q["id"]: TinyProblem.from_row(q) for q in questions(cfg, "train")}
+    rows, counts = oracle_rows(rows, problems, seed=cfg.run.seed if cfg.labels.balance else None)
+    if not any(label in (0, 1) for r in rows for label in r["labels"]):
+        raise ValueError(f"reward model 'sorm_oracle': balancing left no label to train on: at every step index "
+                         f"the exact labels of the SORM's {len(rows)} solutions are all one class (a student "
+                         f"this weak writes no valid step); leave sorm_oracle out of pipeline.extra_reward_models")
+    return rows, {f"oracle_{k}": v for k, v in counts.items()}  # flat: the report's stage table shows them
 
 
 def self_filtered(cfg: Config, rows: list[dict]):

@@ -39,6 +39,7 @@ def run_student(cfg: Config, force: bool = False) -> dict:
     train, test = questions(cfg, "train"), questions(cfg, "test")
     base = ensure_base_model(cfg, stage, train)
     d_prev = sft_rows(train, student_prompt) or bootstrap_rows(cfg, stage, base, train)
+    d_prev += slipped_rows(cfg, train)
     history = [train_round(cfg, stage, 0, base, base, d_prev, test, {"dataset": len(d_prev)})]
     for r in range(1, cfg.student.max_rounds + 1):
         if converged([h["maj@1"] for h in history], cfg.student.tolerance):
@@ -76,6 +77,27 @@ def ensure_base_model(cfg: Config, stage: Stage, train: list[dict]) -> str:
     tokenizer.save_pretrained(tmp)
     tmp.rename(path)  # complete or absent, never half-written
     return str(path)
+
+
+def slipped_rows(cfg: Config, train: list[dict]) -> list[dict]:
+    """Tiny world: ``student.slipped_rows`` x |train| rows whose prompt ends in a slipped step and
+    whose target follows from it (:func:`~glore_ray.tasks.tiny_world.slipped_continuation`)."""
+    if cfg.data.task != "tiny" or cfg.student.slipped_rows <= 0:
+        return []
+    import random
+
+    from glore_ray.tasks.slipped import slipped_continuation
+    from glore_ray.tasks.tiny_world import TinyProblem
+
+    rng = random.Random(f"slipped-rows/{cfg.run.seed}")
+    want, rows, tries = round(cfg.student.slipped_rows * len(train)), [], 0
+    while len(rows) < want and tries < 20 * want:
+        q = train[tries % len(train)]
+        tries += 1
+        made = slipped_continuation(TinyProblem.from_row(q), rng, cfg.data.tiny_world.max_value)
+        if made is not None:
+            rows.append({"question_id": q["id"], "prompt": student_prompt(q["question"]) + made[0], "target": made[1]})
+    return rows
 
 
 def bootstrap_rows(cfg: Config, stage: Stage, base: str, train: list[dict]) -> list[dict]:

@@ -16,7 +16,11 @@ def load_questions(data, split: str, seed: int = 0, skip_bad: bool = False) -> t
         from glore_ray.tasks.tiny_world import generate_problems
 
         n = cap or (2000 if split == "train" else 500)
-        return [p.to_row() for p in generate_problems(n, seed, split, data.tiny_world)], Skipped()
+        try:
+            problems = generate_problems(n, seed, split, data.tiny_world)
+        except ValueError as err:  # a world too small for n: the job prints it as one line
+            raise DataError(f"data.tiny_world: {err}") from None
+        return [p.to_row() for p in problems], Skipped()
     source = data.source or DEFAULT_SOURCES[data.task]
     if data.task == "gsm8k":
         from glore_ray.tasks.gsm8k import load_gsm8k as load

@@ -3,12 +3,13 @@
 Each problem is a small DAG of integer operations over numbers stated in the question. A
 solution writes one operation per line, ``a op b = c``, then ``#### answer``. Because the graph is
 known, the *exact* V* label of every prefix is computable: a prefix is valid iff each of its steps
-applies a not-yet-computed operation of the graph, to operands already available (numbers from
-the question or results of earlier steps), with correct arithmetic. That is the ground truth the
-paper could only hand-label for 257 steps (App. G).
+applies an operation of the graph not applied yet, to operands already available, with correct
+arithmetic, and the answer can still be reached from it (the story's operations may come in any
+order that reaches it). That is the ground truth the paper could only hand-label for 257 steps
+(App. G).
 
-Every number in a problem (stated or computed) is distinct, so a step's text names its graph
-node unambiguously.
+Every number in a problem (stated or computed) is distinct, so the reference's lines name their
+graph nodes unambiguously.
 
 >>> p = generate_problems(1, seed=0, split="train")[0]
 >>> first_invalid_step(p, p.reference) is None
@@ -17,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -117,6 +119,7 @@ _LOSS = ["gives away {n} {item}", "loses {n} {item}", "sells {n} {item}", "uses 
 _GAIN_GROUPS = ["buys {k} bags with {m} {item} in each", "gets {k} boxes of {m} {item}"]
 _LOSS_GROUPS = ["gives {k} friends {m} {item} each", "packs {k} jars with {m} {item} each and sells them"]
 _MUL = {2: "doubles the {item}", 3: "triples the {item}", 4: "ends up with 4 times as many {item}"}
+MAX_MISSES = 2000  # draws in a row without a new problem before generation gives up
 # Terse clauses: the same graph in about half the tokens, so a tiny model spends its capacity on
 # the arithmetic rather than on finding the numbers in a long story (DESIGN §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
@@ -124,58 +127,72 @@ _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}",
 
 
 def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorldConfig | None = None) -> list[TinyProblem]:
-    """``n`` distinct problems, a pure function of (seed, split, config)."""
+    """``n`` distinct problems, a pure function of (seed, split, config).
+
+    Raises ValueError, naming the knobs, when the world cannot be filled: ``MAX_MISSES`` draws in
+    a row gave no new problem (every operation blocked, or every question already made).
+    """
     config = config or TinyWorldConfig()
     rng = random.Random(f"tiny-world/{seed}/{split}")
-    problems, seen = [], set()
+    problems, seen, misses = [], set(), 0
     while len(problems) < n:
         problem = _try_problem(rng, config, f"tiny-{split}-{len(problems)}", split)
         if problem is not None and problem.question not in seen:
             seen.add(problem.question)
             problems.append(problem)
+            misses = 0
+        elif (misses := misses + 1) >= MAX_MISSES:
+            raise ValueError(
+                f"tiny world ({split}, seed {seed}): {MAX_MISSES} draws in a row made no new problem after "
+                f"{len(problems)} of {n}; the world is too small for n or cannot be built: widen "
+                f"tiny_world.start_range {config.start_range}, add_range {config.add_range}, mul_range "
+                f"{config.mul_range} or max_value {config.max_value}, add ops {list(config.ops)}, or lower "
+                f"min_ops {config.min_ops} / n_train, n_test")
     return problems
 
 
 def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: str) -> TinyProblem | None:
+    """One problem, built forwards: each operation is drawn among the ones that keep every number
+    distinct and the running total in ``0..max_value``, so a long chain needs no rejection loop.
+    ``None`` when some step has no such operation (the caller draws again)."""
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    value = rng.randint(*config.start_range)
-    nodes: list[Node] = []
     terse = config.style == "terse"
-    sentences = [f"{name} has {value} {item}" + ("" if terse else ".")]
-    current = Operand(const=value)
+    total = rng.randint(*config.start_range)
+    used = {total}  # every number stated or computed so far
+    nodes: list[Node] = []
+    sentences = [f"{name} has {total} {item}" + ("" if terse else ".")]
+    current = Operand(const=total)
     for _ in range(rng.randint(config.min_ops, config.max_ops)):
-        op = rng.choice(config.ops)
-        if op == "*":
-            k = rng.randint(*config.mul_range)
-            if k not in _MUL:
-                return None
-            right = Operand(const=k)
-            text = _TERSE[k] if terse else "Then " + name + " " + _MUL[k].format(item=item) + "."
-        elif rng.random() < config.p_product:
-            k, m = rng.randint(*config.mul_range), rng.randint(*config.add_range) // 2 + 1
+        ops = [op for op in config.ops if _amounts(op, total, used, config)]
+        if not ops:
+            return None
+        op = rng.choice(ops)
+        products = _products(op, total, used, config) if op != "*" and rng.random() < config.p_product else []
+        if products:
+            k, m = rng.choice(products)
             nodes.append(Node("*", Operand(const=k), Operand(const=m), k * m))
-            right = Operand(ref=len(nodes) - 1)
+            right, amount = Operand(ref=len(nodes) - 1), k * m
+            used |= {k, m, k * m}
             if terse:
                 text = _TERSE[op + "k"].format(k=k, m=m)
             else:
                 text = rng.choice(_GAIN_GROUPS if op == "+" else _LOSS_GROUPS).format(k=k, m=m, item=item)
                 text = f"Then {name} {text}."
         else:
-            amount = rng.randint(*config.add_range)
+            amount = rng.choice(_amounts(op, total, used, config))
             right = Operand(const=amount)
-            if terse:
+            used.add(amount)
+            if op == "*":
+                text = _TERSE[amount] if terse else "Then " + name + " " + _MUL[amount].format(item=item) + "."
+            elif terse:
                 text = _TERSE[op].format(n=amount)
             else:
                 text = f"Then {name} {rng.choice(_GAIN if op == '+' else _LOSS).format(n=amount, item=item)}."
-        left_value = _value(current, nodes)
-        result = OPS[op](left_value, _value(right, nodes))
-        if not 0 <= result <= config.max_value:
-            return None
-        nodes.append(Node(op, current, right, result))
+        total = OPS[op](total, amount)
+        used.add(total)
+        nodes.append(Node(op, current, right, total))
         current = Operand(ref=len(nodes) - 1)
         sentences.append(text)
-    if not _all_numbers_distinct(nodes):
-        return None
     if terse:
         question = ", ".join(sentences[:-1]) + (", then " if len(sentences) > 1 else "") + sentences[-1]
         question += f". How many {item} now?"
@@ -185,13 +202,28 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
     return TinyProblem(pid, question, tuple(nodes), join_steps(steps), split)
 
 
+def _fits(result: int, new: tuple[int, ...], used: set[int], config: TinyWorldConfig) -> bool:
+    """``result`` is a total a step may reach, and it and the ``new`` numbers are distinct from
+    each other and from every number ``used`` so far."""
+    numbers = {*new, result}
+    return 0 <= result <= config.max_value and len(numbers) == len(new) + 1 and not numbers & used
+
+
+def _amounts(op: str, total: int, used: set[int], config: TinyWorldConfig) -> list[int]:
+    """The stated amounts (or factors, for ``*``) that ``op`` can apply to ``total``."""
+    lo, hi = config.mul_range if op == "*" else config.add_range
+    return [a for a in range(lo, hi + 1) if (op != "*" or a in _MUL) and _fits(OPS[op](total, a), (a,), used, config)]
+
+
+def _products(op: str, total: int, used: set[int], config: TinyWorldConfig) -> list[tuple[int, int]]:
+    """The ("k packs of m") sub-steps whose product ``op`` can apply to ``total``."""
+    (k_lo, k_hi), (a_lo, a_hi) = config.mul_range, config.add_range
+    return [(k, m) for k in range(k_lo, k_hi + 1) for m in range(a_lo // 2 + 1, a_hi // 2 + 2)
+            if _fits(OPS[op](total, k * m), (k, m, k * m), used, config)]
+
+
 def _value(operand: Operand, nodes: list[Node] | tuple[Node, ...]) -> int:
     return operand.const if operand.ref is None else nodes[operand.ref].value
-
-
-def _all_numbers_distinct(nodes: list[Node]) -> bool:
-    numbers = [o.const for n in nodes for o in (n.left, n.right) if o.ref is None] + [n.value for n in nodes]
-    return len(numbers) == len(set(numbers))
 
 
 def render_step(node: Node, nodes, swap: bool = False) -> str:
@@ -214,39 +246,97 @@ def parse_step(step: str) -> tuple[int, str, int, int] | None:
     return int(a), op, int(b), int(c)
 
 
-def _match_node(problem: TinyProblem, parsed, done: set[int]) -> int | None:
-    a, op, b, c = parsed
-    for idx, node in enumerate(problem.nodes):
-        if idx in done or node.op != op or node.value != c:
+def _chain(problem: TinyProblem) -> tuple[int, list[int], set[int]]:
+    """(start value, the story's operations in order, the product sub-steps) of a problem.
+
+    Every tiny-world graph is a chain: each story operation takes the running total on its left
+    and a stated amount or a product sub-step (``k packs of m``) on its right.
+    """
+    nodes, chain, i = problem.nodes, [], len(problem.nodes) - 1
+    while True:
+        chain.append(i)
+        if nodes[i].left.ref is None:
+            break
+        i = nodes[i].left.ref
+    chain.reverse()
+    products = set(range(len(nodes))) - set(chain)
+    if any(o.ref is not None for p in products for o in (nodes[p].left, nodes[p].right)) or \
+            any(nodes[c].right.ref is not None and nodes[c].right.ref not in products for c in chain):
+        raise ValueError(f"tiny world problem {problem.id!r}: its graph is not a chain of operations")
+    return nodes[chain[0]].left.const, chain, products
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _reachable(value: int, remaining: tuple[tuple[str, int], ...], answer: int) -> bool:
+    """Can some order of the ``remaining`` (op, amount) operations take ``value`` to ``answer``,
+    through running totals a step can state (non-negative)? ``remaining`` is sorted, so equal
+    multisets share a cache entry and repeated operations are tried once."""
+    if not remaining:
+        return value == answer
+    for i, (op, amount) in enumerate(remaining):
+        if i and remaining[i - 1] == (op, amount):
             continue
-        if any(o.ref is not None and o.ref not in done for o in (node.left, node.right)):
-            continue  # an operand is a result not computed yet
-        x, y = _value(node.left, problem.nodes), _value(node.right, problem.nodes)
-        if (a, b) == (x, y) or (op in COMMUTATIVE and (a, b) == (y, x)):
-            return idx
-    return None
+        after = OPS[op](value, amount)
+        if after >= 0 and _reachable(after, remaining[:i] + remaining[i + 1:], answer):
+            return True
+    return False
 
 
 def step_validity(problem: TinyProblem, steps: list[str]) -> list[bool]:
     """Validity of every prefix: ``out[i]`` is True iff steps[0..i] is a valid prefix.
 
+    A prefix is valid iff the answer can still be reached from it, which is V* (paper 3.1). A
+    step is valid iff it computes a product sub-step not yet computed, or applies one of the
+    story operations not yet applied to the running total (the amount stated or its sub-step
+    computed), with correct arithmetic, and some order of the operations left still reaches the
+    answer: "doubles them, then triples them" may be written ``7 * 3 = 21`` then ``21 * 2 = 42``,
+    and a run of additions and subtractions in any order whose totals stay non-negative.
+
     Once a step is invalid every longer prefix is invalid too. The answer line is valid iff the
     prefix before it is valid and it states the right answer; any line after it is invalid.
     """
-    done: set[int] = set()
+    start, chain, products = _chain(problem)
+    # The states a valid prefix can be in: (running total, story operations left, products
+    # computed). A line can name more than one operation (a running total that equals a stated
+    # amount), so the oracle follows every reading and a prefix is valid while one survives.
+    states = {(start, frozenset(chain), frozenset())}
     out, ok, answered = [], True, False
     for step in steps:
         if ok and not answered and is_answer_step(step):
             ok, answered = is_correct(step, problem.answer), True
         elif ok and not answered:
             parsed = parse_step(step)
-            idx = _match_node(problem, parsed, done) if parsed else None
-            ok = idx is not None
-            if ok:
-                done.add(idx)
+            arithmetic = parsed is not None and parsed[3] == OPS[parsed[1]](parsed[0], parsed[2])
+            states = {n for s in states for n in _next_states(problem, products, s, parsed)} if arithmetic else set()
+            ok = bool(states)
         else:
             ok = False
         out.append(ok)
+    return out
+
+
+def _next_states(problem: TinyProblem, products: set[int], state, parsed) -> list[tuple]:
+    """Every state that the step ``parsed`` (with correct arithmetic) can lead to from ``state``
+    while the answer stays reachable: a product sub-step computed, or a story operation applied
+    to the running total (its amount stated, or its sub-step computed)."""
+    a, op, b, c = parsed
+    total, remaining, computed = state
+    nodes, out = problem.nodes, []
+    for idx in products - computed:
+        node = nodes[idx]
+        if node.op == op and node.value == c and sorted((a, b)) == sorted((node.left.const, node.right.const)):
+            out.append((total, remaining, computed | {idx}))
+    for idx in remaining:
+        node, right = nodes[idx], nodes[idx].right
+        if node.op != op or (right.ref is not None and right.ref not in computed):
+            continue  # another operation, or its "k packs of m" not computed yet
+        amount = _value(right, nodes)
+        if (a, b) != (total, amount) and not (op in COMMUTATIVE and (a, b) == (amount, total)):
+            continue
+        rest = remaining - {idx}
+        if c >= 0 and _reachable(c, tuple(sorted((nodes[i].op, _value(nodes[i].right, nodes)) for i in rest)),
+                                 int(problem.answer)):
+            out.append((c, rest, computed))
     return out
 
 

@@ -10,9 +10,18 @@ import pytest
 
 from glore_ray.artifacts import read_table
 from glore_ray.tasks.steps import join_steps, split_steps
+from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
 
 pytestmark = [pytest.mark.ray, pytest.mark.e2e]
-EXTRA_RMS = ("contrastive_orm", "sorm_filtered")
+EXTRA_RMS = ("contrastive_orm", "sorm_filtered", "sorm_oracle")
+
+
+def unit_or_nan(x, defined: bool | None) -> bool:
+    """A rate in [0, 1] where it is defined (an AUC: both classes occur), NaN where it is not
+    (``None``: either)."""
+    if x != x:
+        return defined is not True
+    return 0.0 <= x <= 1.0 and defined is not False
 
 
 def in_unit(x) -> bool:
@@ -113,3 +122,49 @@ def test_variants_are_evaluated_and_reported(smoke_run):
         assert needle in report, needle
     kept = manifest(run, "reward_models/sorm_filtered")["counts"]["self_filter_rows_kept"]
     assert f"kept {kept} of" in report
+
+
+def test_oracle_control_trains_on_the_sorm_solutions_with_exact_labels(smoke_run):
+    """The oracle control: the same solutions as the SORM, the exact oracle's labels."""
+    cfg, _, _ = smoke_run
+    run = Path(cfg.run.run_dir)
+    counts = manifest(run, "reward_models/sorm_oracle")["counts"]
+    labels = read_table(run / "sorm_labels" / "labels_train")
+    assert counts["oracle_rows"] == len(labels) == counts["rows"] + counts["held_out"]
+    problems = {q["id"]: TinyProblem.from_row(q) for q in read_table(run / "data" / "questions_train")}
+    changed = sum(a != b for r in labels
+                  for a, b in zip(r["labels"], exact_step_labels(problems[r["question_id"]], r["solution"])))
+    assert counts["oracle_labels_changed"] == changed
+
+
+def test_slipped_rows_enter_the_student_data_and_evaluation_measures_faithfulness(smoke_run):
+    """docs/faithful-world.md: the SFT data holds the slipped-prefix rows (their prompt ends in a step), and the
+    evaluation reports the threshold-free metrics, the log-prob baseline and faithfulness."""
+    cfg, _, _ = smoke_run
+    run = Path(cfg.run.run_dir)
+    d0 = read_table(run / "student" / "round_0" / "dataset")
+    slipped = [r for r in d0 if not r["prompt"].endswith("A: ")]
+    assert len(slipped) == round(cfg.student.slipped_rows * cfg.data.n_train) > 0
+    assert all(r["prompt"].endswith("\n") for r in slipped)
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    # An AUC is NaN exactly when its labels hold one class (the smoke student writes few valid steps).
+    drafts = [d for d in read_table(run / "orm_data" / "test_drafts") if split_steps(d["text"])]
+    problems = {q["id"]: TinyProblem.from_row(q) for q in read_table(run / "data" / "questions_test")}
+    exact = {y for d in drafts for y in exact_step_labels(problems[d["question_id"]], d["text"])}
+    correct = {bool(d["correct"]) for d in drafts}
+    for kind in ("orm", "sorm", *EXTRA_RMS):
+        table = results["reward_models"][kind]
+        assert unit_or_nan(table["final_auc"], len(correct) == 2)
+        assert unit_or_nan(table["step_auc_exact"], len(exact) == 2)
+        assert unit_or_nan(table["step_auc_exact_in_position"], len(exact) == 2 or None)
+        f1 = table["first_error_f1_exact"]
+        assert f1["n_erroneous"] + f1["n_clean"] == len(drafts)
+        assert unit_or_nan(f1["f1"], f1["n_erroneous"] > 0 and f1["n_clean"] > 0)
+    assert unit_or_nan(results["baselines"]["student_logprob"]["step_auc_exact"], len(exact) == 2)
+    faith = results["faithfulness"]
+    samples = read_table(run / "orm_data" / "samples")
+    assert faith["student_samples"]["correct"] == sum(s["correct"] for s in samples)
+    assert 0 <= faith["student_samples"]["wrong_steps"] <= faith["student_samples"]["correct"]
+    assert set(faith["refiners"]) >= {"global", "local_sorm"}
+    report = (run / "report" / "report.md").read_text()
+    assert "right answer, wrong steps" in report.lower() and "student log-prob" in report

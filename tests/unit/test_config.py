@@ -76,3 +76,10 @@ def test_digest_ignores_resources_but_not_results():
     for change in ("labels.sorm_k=4", "rollout.temperature=0.5", "run.seed=1"):
         other = load_config("configs/tiny.yaml", [change])
         assert other.digest("labels", "rollout", "run.seed") != base.digest("labels", "rollout", "run.seed"), change
+
+
+def test_extra_reward_models_accept_the_oracle_control_and_name_the_known_kinds():
+    cfg = load_config(None, ["pipeline.extra_reward_models=[contrastive_orm, sorm_filtered, sorm_oracle]"])
+    assert cfg.pipeline.extra_reward_models == ("contrastive_orm", "sorm_filtered", "sorm_oracle")
+    with pytest.raises(ConfigError, match=r"unknown \['oracle'\]; known: contrastive_orm, sorm_filtered, sorm_oracle"):
+        load_config(None, ["pipeline.extra_reward_models=[oracle]"])

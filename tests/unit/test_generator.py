@@ -104,7 +104,8 @@ def test_prefill_in_length_groups_gives_the_same_texts(tiny_lm_dir, tiny_problem
     and merged for one decode) samples what one padded prefill and a batch of one sample."""
     long_prefix = "".join(f"{i} + 1 = {i + 1}\n" for i in range(12))
     requests = ([RolloutRequest("short", "Q: 1\nA: ", n=2), RolloutRequest("greedy", "Q: 2\nA: ", greedy=True)]
-                + [RolloutRequest(p.id, prompt_of(p), prefix=long_prefix, prefix_index=11, n=2) for p in tiny_problems[:3]])
+                + [RolloutRequest(f"long-{j}", prompt_of(tiny_problems[0]), prefix=long_prefix, prefix_index=11, n=2)
+                   for j in range(3)])  # one length: the grouping's cut falls between short and long
     grouped = HFGenerator(str(tiny_lm_dir), batch_size=16, prefill_call_cost=8)
     calls = []
     forward = grouped._forward_prompts

@@ -107,3 +107,70 @@ def test_random_scores_give_chance_accuracy():
     labels = [rng.randint(0, 1) for _ in range(4000)]
     scores = [rng.random() for _ in labels]
     assert abs(m.classification(scores, labels)["accuracy"] - 0.5) < 0.04
+
+
+def _pairwise_auc(scores, labels):
+    """The definition, O(n^2): the share of (positive, negative) pairs ranked right, ties 1/2."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_auc_is_threshold_free_and_counts_ties_half():
+    assert m.auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert m.auc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert m.auc([0.3] * 4, [0, 1, 0, 1]) == 0.5
+    assert m.auc([-40.0, -3.0], [0, 1]) == 1.0  # log-probs: no threshold, no [0, 1] range needed
+    assert m.auc([0.1, 0.7, 0.7, 0.9], [0, 1, 0, 1]) == 3.5 / 4  # 3 pairs right, 1 tie
+    assert m.auc([0.9, 0.1, 0.2], [-1, 0, 1]) == 1.0  # -1 (balanced away) is skipped
+    assert m.auc([True, False], [1, 0]) == 1.0 and m.auc([0.2, 0.4], [True, False]) == 0.0
+    assert math.isnan(m.auc([0.1, 0.9], [1, 1])) and math.isnan(m.auc([], []))
+    with pytest.raises(ValueError, match="scores has 2 items but labels has 1"):
+        m.auc([0.1, 0.2], [1])
+
+
+def test_auc_matches_the_pairwise_definition_with_many_ties():
+    rng = random.Random(1)
+    for _ in range(20):
+        labels = [rng.randint(0, 1) for _ in range(60)] + [0, 1]
+        scores = [rng.choice([0.1, 0.25, 0.5, 0.75, rng.random()]) for _ in labels]
+        assert m.auc(scores, labels) == pytest.approx(_pairwise_auc(scores, labels))
+
+
+def test_step_auc_flattens_steps_and_zips_to_the_shorter_list():
+    # Solution 1's third label has no score (cut past the context): it is dropped, not an error.
+    assert m.step_auc([[0.9, 0.2], [0.8, 0.7]], [[1, 0], [1, 1, 0]]) == 1.0
+    assert m.step_auc([[0.2, 0.9], [0.8]], [[1, 0], [0]]) == 0.0
+    assert math.isnan(m.step_auc([[0.5, 0.6]], [[1, 1]]))
+    with pytest.raises(ValueError, match="step_scores has 1 items"):
+        m.step_auc([[0.5]], [[1], [0]])
+
+
+def test_within_position_auc_removes_the_credit_for_a_position_prior():
+    # Scores that only fall with the index: pooled AUC rewards them, within position they are chance.
+    labels = [[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]]
+    by_index = [[0.9, 0.5, 0.1]] * len(labels)
+    assert m.step_auc(by_index, labels) > 0.85
+    assert m.step_auc_within_position(by_index, labels) == 0.5
+    # Weights: index 1 has 2 labelled steps at AUC 1.0, index 2 has 3 at AUC 0.0 (-1 skipped).
+    scores = [[0.5, 0.9, 0.95], [0.5, 0.2, 0.1], [0.5, -1.0, 0.3]]
+    assert m.step_auc_within_position(scores, [[1, 1, 0], [1, 0, 1], [1, -1, 1]]) == pytest.approx(2 / 5)
+    assert math.isnan(m.step_auc_within_position([[0.3, 0.2]], [[1, 0]]))  # one class at each index
+    with pytest.raises(ValueError, match="step_scores has 1 items"):
+        m.step_auc_within_position([[0.5]], [[1], [0]])
+
+
+def test_first_error_f1_is_processbenchs_harmonic_mean():
+    labels = [[1, 0, 0], [1, 1, 1], [0, 0], [1, 1]]
+    perfect = [[0.9, 0.1, 0.1], [0.9, 0.9, 0.9], [0.1, 0.1], [0.9, 0.9]]
+    assert m.first_error_f1(perfect, labels)["f1"] == 1.0
+    # Flagging every first step finds the error of [0, 0] only and no clean solution: F1 0, though
+    # a third of the erroneous first errors are right (a flag-everything prior scores nothing).
+    flag_all = [[0.1, 0.9, 0.9], [0.1, 0.9, 0.9], [0.1, 0.9], [0.1, 0.9]]
+    out = m.first_error_f1(flag_all, labels)
+    assert (out["erroneous"], out["clean"], out["f1"]) == (0.5, 0.0, 0.0)
+    # The threshold is inclusive (paper 4.2): a score of exactly 0.5 is a predicted error.
+    assert m.first_error_f1([[0.5, 0.9]], [[0, 0]])["erroneous"] == 1.0
+    assert m.first_error_f1([[0.9, 0.6]], [[1, 0]], threshold=0.6)["erroneous"] == 1.0
+    assert math.isnan(m.first_error_f1([[0.9]], [[1]])["f1"])  # no erroneous solution: undefined
+    assert (m.first_error_f1([[0.9]], [[1]])["n_erroneous"], m.first_error_f1([[0.9]], [[1]])["n_clean"]) == (0, 1)

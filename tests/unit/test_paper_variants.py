@@ -124,13 +124,16 @@ def test_value_skips_are_counted_and_rows_never_exceed_incorrect_solutions():
         _label_row("same", ["s0", "s1", "s2", ""], [0, 0, 1, 0]),
         _label_row("short", [""], [0], solution="#### 9\n"),
         _label_row("ok", ["o0", "o1", "o2", ""], [0, 0, 1, 0]),
+        _label_row("ends", ["e0", "e1", "e2", ""], [0, 0, 1, 0]),
     ]
     rollouts = _rollouts("z2", [WRONG, WRONG]) + _rollouts("s2", [(True, "#### 9")])  # S_3 is "#### 9"
     rollouts += _rollouts("o2", [(True, "#### 10")]) + [{"empty": True}]  # an empty table's placeholder row
+    # A correct but empty rollout (the grader read the prefix's last number) has no step to differ.
+    rollouts += _rollouts("e2", [(True, "")])
     rows, report = value_triples(rows_in, rollouts, None, seed=0)
     assert [r["question_id"] for r in rows] == ["ok"] and rows[0]["bad_step"] == 3
     assert report.skipped == {"correct_draft": 1, "no_rollouts": 2, "no_correct_rollout": 1,
-                              "no_differing_rollout": 1}
+                              "no_differing_rollout": 2}
     assert report.rows <= sum(not r["correct"] for r in rows_in)
 
 

@@ -15,23 +15,41 @@ from glore_ray.tasks.tiny_world import (
     first_invalid_step,
     generate_problems,
     prefix_is_valid,
-    render_step,
 )
 
 
 def brute_force_valid_lines(problem: TinyProblem) -> set[tuple[str, ...]]:
-    """Every valid step sequence, by enumerating node orders and operand orders and keeping the
-    topologically sound ones. Shares nothing with the oracle but ``render_step``'s format."""
+    """Every valid step sequence: every order of the graph's nodes in which a product sub-step
+    comes before the operation that uses it, the story operations applied to the running total
+    in that order, every operand order of a commutative operation, kept when every running total
+    is non-negative and the last one is the answer (V*: the answer is reached). Shares nothing
+    with the oracle but the line format."""
     nodes = problem.nodes
+    chain = [i for i, n in enumerate(nodes) if i == len(nodes) - 1 or any(
+        m.left.ref == i for m in nodes)]
+    start = nodes[chain[0]].left.const
     out = set()
     for order in itertools.permutations(range(len(nodes))):
         position = {n: i for i, n in enumerate(order)}
-        if any(o.ref is not None and position[o.ref] > position[n]
-               for n in order for o in (nodes[n].left, nodes[n].right)):
+        if any(nodes[n].right.ref is not None and position[nodes[n].right.ref] > position[n] for n in chain):
             continue
-        choices = [(False, True) if nodes[n].op in COMMUTATIVE else (False,) for n in order]
-        for swaps in itertools.product(*choices):
-            out.add(tuple(render_step(nodes[n], nodes, s) for n, s in zip(order, swaps)))
+        lines, total = [], start
+        for n in order:
+            node = nodes[n]
+            if n in chain:
+                amount = nodes[node.right.ref].value if node.right.ref is not None else node.right.const
+                a, b, total = total, amount, eval(f"{total} {node.op} {amount}")
+            else:
+                a, b = node.left.const, node.right.const
+            lines.append((a, node.op, b, eval(f"{a} {node.op} {b}")))
+            if total < 0:
+                break
+        else:
+            if total != int(problem.answer):
+                continue
+            choices = [((a, b), (b, a)) if op in COMMUTATIVE else ((a, b),) for a, op, b, _ in lines]
+            for operands in itertools.product(*choices):
+                out.add(tuple(f"{x} {op} {y} = {c}" for (x, y), (_, op, _, c) in zip(operands, lines)))
     return out
 
 
@@ -124,3 +142,111 @@ def test_difficulty_knobs():
         TinyWorldConfig(min_ops=3, max_ops=2)
     with pytest.raises(ValueError, match="unknown operations"):
         TinyWorldConfig(ops=("+", "^"))
+
+
+def test_slipped_continuation_carries_the_written_slip_to_the_answer():
+    """The student's copy-from-the-scratchpad rows (docs/faithful-world.md): the prompt's prefix is the
+    reference with one result written wrong, and the target recomputes every later step from
+    the written (wrong) number, so the target's answer differs from the question's."""
+    from glore_ray.tasks.slipped import slipped_continuation
+    from glore_ray.tasks.tiny_world import parse_step
+
+    config = TinyWorldConfig(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 9), add_range=(1, 9),
+                             mul_range=(2, 3), max_value=99, p_product=0.0, style="terse")
+    rng, made = random.Random(0), 0
+    for problem in generate_problems(60, seed=3, split="train", config=config):
+        out = slipped_continuation(problem, rng, config.max_value)
+        if out is None:
+            continue
+        made += 1
+        prefix, rest = split_steps(out[0]), split_steps(out[1])
+        # The prefix is valid up to its last step, which the oracle calls invalid (the slip).
+        assert first_invalid_step(problem, out[0]) == len(prefix) - 1
+        steps = [parse_step(s) for s in prefix + rest[:-1]]
+        for (a, op, b, c), nxt in zip(steps, steps[1:]):
+            assert {"+": a + b, "-": a - b, "*": a * b}[op] == c or (a, op, b, c) == steps[len(prefix) - 1]
+            assert c in (nxt[0], nxt[2])  # every later step reads the written result
+        assert all(0 <= s[3] <= config.max_value for s in steps)
+        assert not is_correct(out[1], problem.answer)
+    assert made >= 40
+
+
+def chain_problem(start: int, *ops: tuple[str, int]) -> TinyProblem:
+    """A hand-made chain: ``start`` then each (op, amount) applied to the running total."""
+    from glore_ray.tasks.tiny_world import OPS, Node, Operand
+
+    nodes, left, total = [], Operand(const=start), start
+    for op, amount in ops:
+        total = OPS[op](total, amount)
+        nodes.append(Node(op, left, Operand(const=amount), total))
+        left = Operand(ref=len(nodes) - 1)
+    return TinyProblem("hand-made", "?", tuple(nodes), "")
+
+
+def test_oracle_accepts_any_order_of_the_remaining_operations_that_reaches_the_answer():
+    doubles_then_triples = chain_problem(7, ("*", 2), ("*", 3))
+    assert exact_step_labels(doubles_then_triples, "7 * 3 = 21\n21 * 2 = 42\n#### 42") == [1, 1, 1]
+    assert exact_step_labels(doubles_then_triples, "3 * 7 = 21\n2 * 21 = 42\n#### 42") == [1, 1, 1]
+    assert exact_step_labels(doubles_then_triples, "7 * 3 = 21\n21 * 3 = 63\n#### 63") == [1, 0, 0]  # used twice
+    run = chain_problem(10, ("+", 5), ("-", 3), ("+", 4))  # = 16
+    assert exact_step_labels(run, "10 - 3 = 7\n7 + 4 = 11\n11 + 5 = 16\n#### 16") == [1, 1, 1, 1]
+    assert exact_step_labels(run, "10 - 3 = 7\n7 + 4 = 11\n#### 16") == [1, 1, 1]  # valid, just short
+    assert exact_step_labels(run, "10 - 5 = 5\n5 + 3 = 8") == [0, 0]  # an operation the story lacks
+
+
+def test_oracle_rejects_an_order_that_no_longer_reaches_the_answer():
+    plus_then_double = chain_problem(6, ("+", 5), ("*", 2))  # (6 + 5) * 2 = 22
+    assert exact_step_labels(plus_then_double, "6 * 2 = 12\n12 + 5 = 17\n#### 17") == [0, 0, 0]
+    assert exact_step_labels(plus_then_double, "6 + 5 = 11\n2 * 11 = 22\n#### 22") == [1, 1, 1]
+    mixed = chain_problem(4, ("*", 3), ("+", 2), ("*", 2))  # ((4 * 3) + 2) * 2 = 28
+    assert exact_step_labels(mixed, "4 * 2 = 8\n8 * 3 = 24\n24 + 2 = 26") == [0, 0, 0]
+    assert exact_step_labels(mixed, "4 * 3 = 12\n12 + 2 = 14\n14 * 2 = 28\n#### 28") == [1, 1, 1, 1]
+    # 4 - 5 would go negative on the way: an order through a total no line can state is invalid.
+    dips = chain_problem(4, ("+", 6), ("-", 5))
+    assert exact_step_labels(dips, "4 + 6 = 10\n10 - 5 = 5") == [1, 1]
+    assert exact_step_labels(dips, "4 - 5 = -1") == [0]
+
+
+def test_oracle_accepts_reordered_operations_of_a_world_with_products():
+    config = TinyWorldConfig(min_ops=3, max_ops=4, p_product=0.5, mul_range=(2, 3))
+    reordered = 0
+    for problem in generate_problems(300, seed=11, split="train", config=config):
+        valid = brute_force_valid_lines(problem)
+        reference = tuple(split_steps(problem.reference)[:-1])
+        for lines in valid:
+            assert first_invalid_step(problem, "\n".join(lines) + f"\n#### {problem.answer}") is None
+            reordered += lines != reference
+    assert reordered > 500
+
+
+def test_long_chains_are_built_without_rejection_and_keep_every_number_distinct():
+    import time
+
+    config = TinyWorldConfig(ops=("+", "-", "*"), min_ops=7, max_ops=9, start_range=(2, 9), add_range=(1, 9),
+                             mul_range=(2, 3), max_value=99, p_product=0.0, style="terse")
+    start = time.perf_counter()
+    problems = generate_problems(1000, seed=0, split="train", config=config)
+    assert time.perf_counter() - start < 10  # the rejection sampler took 13 s for 200 of these
+    for p in problems:
+        numbers = [o.const for n in p.nodes for o in (n.left, n.right) if o.ref is None] + [n.value for n in p.nodes]
+        assert len(numbers) == len(set(numbers)) and all(0 <= n.value <= 99 for n in p.nodes)
+        assert 7 <= len(p.nodes) <= 9 and first_invalid_step(p, p.reference) is None
+    with_products = generate_problems(300, seed=1, config=TinyWorldConfig(min_ops=4, max_ops=6, p_product=0.5))
+    assert all(first_invalid_step(p, p.reference) is None for p in with_products)
+    assert sum(any(n.left.ref is None and n.right.ref is None and n is not p.nodes[0] for n in p.nodes)
+               for p in with_products) > 50  # "k packs of m" sub-steps appear
+
+
+def test_a_world_that_cannot_be_filled_is_refused_at_once_naming_the_knobs():
+    from glore_ray.config import DataConfig
+    from glore_ray.tasks import DataError, load_questions
+
+    cramped = TinyWorldConfig(min_ops=1, max_ops=1, ops=("+",), start_range=(5, 6), add_range=(2, 3), max_value=6,
+                              p_product=0.0)
+    with pytest.raises(ValueError, match=r"made no new problem after 0 of 10.*widen tiny_world.start_range"):
+        generate_problems(10, seed=0, config=cramped)
+    small = TinyWorldConfig(min_ops=1, max_ops=1, ops=("+",), start_range=(5, 6), add_range=(2, 3), p_product=0.0,
+                            style="terse")  # 2 starts x 2 amounts x 14 names x 10 items = 560 questions
+    assert len(generate_problems(560, seed=0, config=small)) == 560
+    with pytest.raises(DataError, match=r"data.tiny_world: .* after 560 of 561.*n_train, n_test"):
+        load_questions(DataConfig(task="tiny", n_train=561, tiny_world=small), "train")

@@ -1,0 +1,51 @@
+"""Student training text that teaches computing from what is written (docs/faithful-world.md).
+
+Real models got the habit of computing from their own scratchpad from pretraining; a tiny model
+trained on references alone can as well track the true total from the question and write
+numbers around it (63% of correct answers had a wrong step in the first tiny world). A student
+row whose prompt holds a slipped result and whose target carries the slip through teaches the
+habit (``student.slipped_rows``).
+"""
+
+from __future__ import annotations
+
+import random
+
+from glore_ray.tasks.steps import join_steps
+from glore_ray.tasks.tiny_world import OPS, TinyProblem, render_step
+
+
+def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: int = 999) -> tuple[str, str] | None:
+    """(prefix, continuation): the reference up to a step whose result is written wrong, and the
+    solution that *follows from the written number*.
+
+    The slip sits in the prompt, so the loss never teaches making one, and no sample,
+    label or draft that a reward model or refiner sees is corrupted. ``None`` when the slipped
+    chain leaves ``0..max_value`` or the problem has no step whose result a later step reads.
+    """
+    nodes = list(problem.nodes)
+    readers = [i for i, n in enumerate(nodes) if any(o.ref is not None for o in (n.left, n.right))]
+    if not readers:
+        return None
+    read_from = sorted({o.ref for i in readers for o in (nodes[i].left, nodes[i].right) if o.ref is not None})
+    j = rng.choice(read_from)
+    slip = nodes[j].value + rng.choice([d for d in range(-9, 10) if d])
+    if not 0 <= slip <= max_value:
+        return None
+    values = [n.value for n in nodes]
+    values[j] = slip
+    for i in range(j + 1, len(nodes)):
+        n = nodes[i]
+        a, b = (values[o.ref] if o.ref is not None else o.const for o in (n.left, n.right))
+        values[i] = OPS[n.op](a, b)
+        if not 0 <= values[i] <= max_value:
+            return None
+
+    def line(i: int) -> str:
+        n = nodes[i]
+        a, b = (values[o.ref] if o.ref is not None else o.const for o in (n.left, n.right))
+        return f"{a} {n.op} {b} = {values[i]}"
+
+    prefix = [render_step(n, nodes) for n in nodes[:j]] + [line(j)]
+    rest = [line(i) for i in range(j + 1, len(nodes))] + [f"#### {values[-1]}"]
+    return join_steps(prefix), join_steps(rest)
