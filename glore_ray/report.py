@@ -154,7 +154,7 @@ def _threshold_free(rms: dict, kinds: list[str], baseline: dict | None, exact: b
     (tiny world) step AUC against the exact oracle, pooled and within each step position, and
     ProcessBench's first-error F1."""
     head = "| model | final AUC | " + ("step AUC (exact) | step AUC within position | first-error F1 "
-                                      "(erroneous / clean) | " if exact else "")
+                                      "(erroneous / clean) |" if exact else "")
     lines = ["\nThreshold-free (ROC AUC, 0.5 is chance). Pooled step AUC also credits a prior on "
              "position, which the within-position AUC (the mean over step indices, weighted by steps) "
              "cannot. First-error F1 is ProcessBench's: the first step scored <= 0.5 against the oracle's "
