@@ -118,12 +118,15 @@ _GAIN = ["finds {n} more {item}", "buys {n} more {item}", "gets {n} {item} from 
 _LOSS = ["gives away {n} {item}", "loses {n} {item}", "sells {n} {item}", "uses {n} {item}"]
 _GAIN_GROUPS = ["buys {k} bags with {m} {item} in each", "gets {k} boxes of {m} {item}"]
 _LOSS_GROUPS = ["gives {k} friends {m} {item} each", "packs {k} jars with {m} {item} each and sells them"]
-_MUL = {2: "doubles the {item}", 3: "triples the {item}", 4: "ends up with 4 times as many {item}"}
+# Factors a "*" step can take (mul_range is cut to these): 5-9 make steps whose arithmetic a tiny
+# model can get wrong beside ones it masters (docs/faithful-world.md).
+_MUL = {2: "doubles the {item}", 3: "triples the {item}",
+        **{k: f"ends up with {k} times as many {{item}}" for k in range(4, 10)}}
 MAX_MISSES = 2000  # draws in a row without a new problem before generation gives up
 # Terse clauses: the same graph in about half the tokens, so a tiny model spends its capacity on
 # the arithmetic rather than on finding the numbers in a long story (DESIGN §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
-          2: "doubles them", 3: "triples them", 4: "gets 4 times as many"}
+          2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)}}
 
 
 def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorldConfig | None = None) -> list[TinyProblem]:

@@ -250,3 +250,17 @@ def test_a_world_that_cannot_be_filled_is_refused_at_once_naming_the_knobs():
     assert len(generate_problems(560, seed=0, config=small)) == 560
     with pytest.raises(DataError, match=r"data.tiny_world: .* after 560 of 561.*n_train, n_test"):
         load_questions(DataConfig(task="tiny", n_train=561, tiny_world=small), "train")
+
+
+def test_factors_up_to_9_have_words_and_the_default_world_keeps_2_to_4():
+    wide = TinyWorldConfig(ops=("+", "*"), min_ops=3, max_ops=3, start_range=(2, 9), add_range=(1, 9),
+                           mul_range=(2, 9), max_value=999, p_product=0.0, style="terse")
+    problems = generate_problems(400, seed=2, config=wide)
+    factors = {n.right.const for p in problems for n in p.nodes if n.op == "*"}
+    assert factors == set(range(2, 10))
+    assert any("gets 7 times as many" in p.question for p in problems)
+    default = set()
+    for p in generate_problems(300, seed=2):
+        sub_steps = {n.right.ref for n in p.nodes}  # "k packs of m": another node's right operand
+        default |= {n.right.const for i, n in enumerate(p.nodes) if n.op == "*" and i not in sub_steps}
+    assert default == {2, 3, 4}
