@@ -30,10 +30,13 @@ from glore_ray.tasks.grading import extract_answer
 from glore_ray.tasks.prompts import one_shot_prompt, student_prompt
 
 NAME = "student"
+# What the stage's artifacts depend on. "rollout": the EI and evaluation samples are drawn with its
+# temperature, top_p and lengths (resource-only fields are dropped by Config.digest).
+DIGEST = ("data", "model", "student", "training.student", "rollout", "run.seed")
 
 
 def run_student(cfg: Config, force: bool = False) -> dict:
-    stage = Stage(cfg.run.run_dir, NAME, cfg.digest("data", "model", "student", "training.student", "run.seed"), force)
+    stage = Stage(cfg.run.run_dir, NAME, cfg.digest(*DIGEST), force)
     if stage.done:
         return stage.manifest
     train, test = questions(cfg, "train"), questions(cfg, "test")

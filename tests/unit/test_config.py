@@ -83,3 +83,14 @@ def test_extra_reward_models_accept_the_oracle_control_and_name_the_known_kinds(
     assert cfg.pipeline.extra_reward_models == ("contrastive_orm", "sorm_filtered", "sorm_oracle")
     with pytest.raises(ConfigError, match=r"unknown \['oracle'\]; known: contrastive_orm, sorm_filtered, sorm_oracle"):
         load_config(None, ["pipeline.extra_reward_models=[oracle]"])
+
+
+def test_student_stage_digest_sees_the_sampling_settings():
+    """EI and evaluation samples depend on rollout.temperature: a changed temperature is a new
+    student stage, never the old one's samples (resource-only fields still are not)."""
+    from glore_ray.stages.student import DIGEST
+
+    base = load_config("configs/tiny.yaml")
+    for change in ("rollout.temperature=0.7", "rollout.top_p=0.9", "student.eval_k=4"):
+        assert load_config("configs/tiny.yaml", [change]).digest(*DIGEST) != base.digest(*DIGEST), change
+    assert load_config("configs/tiny.yaml", ["rollout.num_actors=1"]).digest(*DIGEST) == base.digest(*DIGEST)
