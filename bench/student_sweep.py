@@ -39,13 +39,12 @@ TARGETS = {"maj1": (0.40, 0.70), "pass_gap": 0.15, "greedy_wrong": 0.05, "sample
 
 def seed_result(cfg) -> dict:
     """The student's numbers for one finished run directory (round 0 unless EI rounds ran)."""
-    from glore_ray.stages.data import questions
+    from glore_ray.stages.data import tiny_problems
     from glore_ray.stages.evaluate import student_faithfulness
-    from glore_ray.tasks.tiny_world import TinyProblem
 
     run = Path(cfg.run.run_dir)
     rounds = json.loads((run / "student" / "rounds.json").read_text())
-    problems = {q["id"]: TinyProblem.from_row(q) for q in questions(cfg, "test")}
+    problems = tiny_problems(cfg, "test")
     faith = student_faithfulness(run, problems)
     k = cfg.student.eval_k
     per_round = [{"round": r["round"], "maj1": r["maj@1"], "passk": r[f"pass@{k}"], "train_loss": r["train_loss"],

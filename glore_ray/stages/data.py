@@ -32,3 +32,11 @@ def questions(cfg: Config, split: str) -> list[dict]:
     """The question rows of a finished data stage."""
     require_done(cfg.run.run_dir, NAME)
     return read_table(Path(cfg.run.run_dir) / NAME / f"questions_{split}")
+
+
+def tiny_problems(cfg: Config, *splits: str) -> dict:
+    """The tiny world's problems of a finished data stage, by question id (their graphs are what
+    the exact oracle reads)."""
+    from glore_ray.tasks.tiny_world import TinyProblem
+
+    return {q["id"]: TinyProblem.from_row(q) for split in splits for q in questions(cfg, split)}

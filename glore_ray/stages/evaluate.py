@@ -46,7 +46,7 @@ from glore_ray.metrics import (
     step_auc_within_position,
 )
 from glore_ray.stages.common import by_question, sample_table, student_checkpoint
-from glore_ray.stages.data import questions
+from glore_ray.stages.data import questions, tiny_problems
 from glore_ray.stages.models import model_checkpoint
 from glore_ray.tasks.grading import is_correct
 from glore_ray.tasks.steps import split_steps
@@ -173,9 +173,8 @@ def faithfulness(cfg, run: Path, drafts: list[dict], refinements: list[dict]) ->
     if cfg.data.task != "tiny":
         return None
     from glore_ray.tasks.faithfulness import wrong_steps_rate
-    from glore_ray.tasks.tiny_world import TinyProblem
 
-    problems = {q["id"]: TinyProblem.from_row(q) for split in ("train", "test") for q in questions(cfg, split)}
+    problems = tiny_problems(cfg, "train", "test")
     by_kind: dict[str, list[dict]] = {}
     for row in refinements:  # no correct column: graded against the test answer
         by_kind.setdefault(row["kind"], []).append(row)

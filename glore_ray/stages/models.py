@@ -78,15 +78,14 @@ def oracle_control(cfg: Config) -> tuple[list[dict], dict]:
         raise ValueError(f"reward model 'sorm_oracle' needs the tiny world's exact step labels; "
                          f"data.task is {cfg.data.task!r}")
     from glore_ray.labeling.oracle import oracle_rows
-    from glore_ray.stages.data import questions
-    from glore_ray.tasks.tiny_world import TinyProblem
+    from glore_ray.stages.data import tiny_problems
 
     run = Path(cfg.run.run_dir)
     require_done(run, "sorm_labels")
     # labels_train: the rows the ``sorm`` table was balanced from, in its order (stages/labels.py);
     # re-balancing the exact labels with the same seed mirrors what the SORM trained on.
     rows = read_table(run / "sorm_labels" / "labels_train")
-    problems = {q["id"]: TinyProblem.from_row(q) for q in questions(cfg, "train")}
+    problems = tiny_problems(cfg, "train")
     rows, counts = oracle_rows(rows, problems, seed=cfg.run.seed if cfg.labels.balance else None)
     if not any(label in (0, 1) for r in rows for label in r["labels"]):
         raise ValueError(f"reward model 'sorm_oracle': balancing left no label to train on: at every step index "
