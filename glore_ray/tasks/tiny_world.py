@@ -166,7 +166,8 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
     sentences = [f"{name} has {total} {item}" + ("" if terse else ".")]
     current = Operand(const=total)
     for _ in range(rng.randint(config.min_ops, config.max_ops)):
-        ops = [op for op in config.ops if _amounts(op, total, used, config)]
+        amounts = {op: _amounts(op, total, used, config) for op in config.ops}
+        ops = [op for op in config.ops if amounts[op]]
         if not ops:
             return None
         op = rng.choice(ops)
@@ -182,7 +183,7 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
                 text = rng.choice(_GAIN_GROUPS if op == "+" else _LOSS_GROUPS).format(k=k, m=m, item=item)
                 text = f"Then {name} {text}."
         else:
-            amount = rng.choice(_amounts(op, total, used, config))
+            amount = rng.choice(amounts[op])
             right = Operand(const=amount)
             used.add(amount)
             if op == "*":
