@@ -59,6 +59,10 @@ class TinyWorldConfig:
     mul_range: tuple[int, int] = (2, 4)
     max_value: int = 999
     p_product: float = 0.25  # chance an add/subtract amount is itself "k groups of m"
+    # k and m of a "k groups of m" product; None: k from mul_range, m from about half of add_range.
+    # Two-digit ranges make a step the student cannot master beside ones it does (docs/faithful-world.md).
+    product_k_range: tuple[int, int] | None = None
+    product_m_range: tuple[int, int] | None = None
     ops: tuple[str, ...] = ("+", "-", "*")
     style: str = "story"  # story: a sentence per operation; terse: one sentence of short clauses
 
@@ -67,7 +71,9 @@ class TinyWorldConfig:
             raise ValueError(f"tiny_world.style must be story or terse, got {self.style!r}")
         if not 1 <= self.min_ops <= self.max_ops:
             raise ValueError(f"tiny_world: need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
-        for name in ("start_range", "add_range", "mul_range"):
+        for name in ("start_range", "add_range", "mul_range", "product_k_range", "product_m_range"):
+            if getattr(self, name) is None:
+                continue
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"tiny_world.{name}: need 0 < lo <= hi, got {(lo, hi)}")
@@ -221,8 +227,9 @@ def _amounts(op: str, total: int, used: set[int], config: TinyWorldConfig) -> li
 
 def _products(op: str, total: int, used: set[int], config: TinyWorldConfig) -> list[tuple[int, int]]:
     """The ("k packs of m") sub-steps whose product ``op`` can apply to ``total``."""
-    (k_lo, k_hi), (a_lo, a_hi) = config.mul_range, config.add_range
-    return [(k, m) for k in range(k_lo, k_hi + 1) for m in range(a_lo // 2 + 1, a_hi // 2 + 2)
+    k_lo, k_hi = config.product_k_range or config.mul_range
+    m_lo, m_hi = config.product_m_range or (config.add_range[0] // 2 + 1, config.add_range[1] // 2 + 1)
+    return [(k, m) for k in range(k_lo, k_hi + 1) for m in range(m_lo, m_hi + 1)
             if _fits(OPS[op](total, k * m), (k, m, k * m), used, config)]
 
 

@@ -264,3 +264,18 @@ def test_factors_up_to_9_have_words_and_the_default_world_keeps_2_to_4():
         sub_steps = {n.right.ref for n in p.nodes}  # "k packs of m": another node's right operand
         default |= {n.right.const for i, n in enumerate(p.nodes) if n.op == "*" and i not in sub_steps}
     assert default == {2, 3, 4}
+
+
+def test_product_ranges_make_two_digit_packs_and_leave_the_default_world_alone():
+    hard = TinyWorldConfig(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 19), add_range=(1, 19),
+                           mul_range=(2, 3), max_value=999, p_product=0.15, product_k_range=(11, 29),
+                           product_m_range=(11, 29), style="terse")
+    problems = generate_problems(300, seed=0, config=hard)
+    sub_steps = [n for p in problems for i, n in enumerate(p.nodes) if i in {m.right.ref for m in p.nodes}]
+    assert sub_steps and all(11 <= n.left.const <= 29 and 11 <= n.right.const <= 29 for n in sub_steps)
+    assert all(first_invalid_step(p, p.reference) is None for p in problems)
+    # None keeps the old draw: k from mul_range, m from about half of add_range (same problems).
+    explicit = TinyWorldConfig(product_k_range=(2, 4), product_m_range=(2, 21))
+    assert generate_problems(50, seed=3, config=explicit) == generate_problems(50, seed=3)
+    with pytest.raises(ValueError, match="product_k_range"):
+        TinyWorldConfig(product_k_range=(5, 2))
