@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.glore-installed
 
-.PHONY: setup pipeline test test-all bench lint clean
+.PHONY: setup pipeline test test-all test-gpu bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+# The GPU tier (vLLM on CUDA): on a GPU machine set up with TORCH_SPEC=torch EXTRAS=dev,gpu.
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu tests/gpu $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/rollouts.py && $(PY) bench/train.py && $(PY) bench/sorm_labels.py && $(PY) bench/serve_load.py

@@ -1,4 +1,4 @@
-"""SORM labelling cost: the efficient scheduler vs the paper's naive procedure (DESIGN §5).
+"""SORM labelling cost: the efficient scheduler vs the paper's naive procedure (docs/architecture.md §5).
 
 Both run in this process on the same solutions with the same rollout seeds, through the same
 HFGenerator; the table reports rollouts, generated tokens, wall time and whether the labels are

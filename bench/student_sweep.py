@@ -41,9 +41,10 @@ def seed_result(cfg) -> dict:
     """The student's numbers for one finished run directory (round 0 unless EI rounds ran)."""
     from glore_ray.stages.data import tiny_problems
     from glore_ray.stages.evaluate import student_faithfulness
+    from glore_ray.stages.student import rounds_table
 
     run = Path(cfg.run.run_dir)
-    rounds = json.loads((run / "student" / "rounds.json").read_text())
+    rounds = rounds_table(run)
     problems = tiny_problems(cfg, "test")
     faith = student_faithfulness(run, problems)
     k = cfg.student.eval_k

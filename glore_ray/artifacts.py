@@ -1,4 +1,4 @@
-"""Stage outputs on disk: atomic Parquet shards, manifests, resume (DESIGN §2).
+"""Stage outputs on disk: atomic Parquet shards, manifests, resume (docs/architecture.md §2).
 
 Every stage writes under ``<run_dir>/<stage>/``. A stage is *done* when its ``manifest.json``
 exists; the manifest records the config digest, the inputs, row counts and timings. Tables are
@@ -132,6 +132,13 @@ def read_table(directory: str | os.PathLike) -> list[dict]:
     if not files:
         raise StageError(f"{directory}: no Parquet shards (has the stage that writes it run?)")
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default").to_pylist()
+
+
+def stage_table(run_dir: str | os.PathLike, stage: str, table: str) -> list[dict]:
+    """Table ``table`` of the finished stage ``stage`` (a clear error when the stage has not run).
+    Stages call their producer's accessor (``stages.labels.orm_table`` ...), which calls this."""
+    require_done(run_dir, stage)
+    return read_table(Path(run_dir) / stage / table)
 
 
 def require_done(run_dir: str | os.PathLike, stage: str) -> dict:

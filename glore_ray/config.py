@@ -54,7 +54,6 @@ class ModelConfig:
     """Where the base model comes from: a HF checkpoint path/id, or "tiny" (built from scratch)."""
 
     base: str = "tiny"
-    vocab_from_text: bool = True  # tiny: train the tokenizer on the task's text
     n_layer: int = 4  # tiny model shape (Llama-style)
     d_model: int = 128
     n_head: int = 4
@@ -166,10 +165,15 @@ class StudentConfig:
     # Tiny world: extra SFT rows, this share of the train questions, whose prompt ends in a
     # slipped result and whose target follows from it: teaches computing from the written steps.
     slipped_rows: float = 0.0
+    # Train questions each EI round samples K times (None: all): a seeded subset, so a large SFT
+    # pool (the tiny world's 6,000 questions) does not multiply the cost of every round.
+    ei_questions: int | None = None
 
     def __post_init__(self):
         if self.k < 1 or self.eval_k < 1 or self.max_rounds < 0:
             raise ValueError("k and eval_k must be >= 1, max_rounds >= 0")
+        if self.ei_questions is not None and self.ei_questions < 1:
+            raise ValueError(f"ei_questions must be >= 1 (or null: all), got {self.ei_questions}")
         if self.ei_init not in ("base", "previous"):
             raise ValueError(f"ei_init must be base or previous, got {self.ei_init!r}")
 
@@ -179,6 +183,9 @@ class LabelConfig:
     """ORM data and SORM labels (paper 3.1 step 2)."""
 
     orm_k: int = 96  # student samples per train question for ORM data
+    # Train questions orm_data samples (None: all): the ORM, SORM and refiner data all come from
+    # these samples, so this caps the cost of every labelling stage whatever the SFT pool's size.
+    questions: int | None = None
     sorm_k: int = 8  # verification rollouts per step prefix
     sorm_max_new_tokens: int = 300
     consistency: bool = True  # post-processing (2): R_i must appear in the rollout's suffix
@@ -202,6 +209,8 @@ class LabelConfig:
             raise ValueError(f"scheduler must be efficient or naive, got {self.scheduler!r}")
         if self.orm_k < 1 or self.sorm_k < 1:
             raise ValueError("orm_k and sorm_k must be >= 1")
+        if self.questions is not None and self.questions < 1:
+            raise ValueError(f"labels.questions must be >= 1 (or null: all), got {self.questions}")
 
 
 @dataclass(frozen=True)
@@ -240,7 +249,7 @@ class ServeDeploymentConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """The HTTP service (DESIGN §7; Ray roles: one deployment per model plus the ingress)."""
+    """The HTTP service (docs/architecture.md §7; Ray roles: one deployment per model plus the ingress)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -269,6 +278,9 @@ class ServeConfig:
     # Ray Serve's throughput-optimized mode (glore_ray/serving/fast_path.py) where we start Ray
     # ourselves; on a running cluster it is set where `ray start` runs.
     throughput_optimized: bool = True
+    # Optional authentication: the *name* of an environment variable holding a bearer token (the
+    # token itself never goes in a config file). Set: every route but /healthz needs it.
+    auth_token_env: str | None = None
 
     def __post_init__(self):
         if self.batch_max_size < 1 or self.replicas < 1 or self.ingress_replicas < 1:
@@ -280,6 +292,11 @@ class ServeConfig:
             raise ValueError("max_question_chars, max_draft_chars and max_new_tokens_limit must be >= 1")
         if self.request_timeout_s <= 0 or self.batch_wait_timeout_s < 0 or self.model_retries < 0:
             raise ValueError("need request_timeout_s > 0, batch_wait_timeout_s >= 0, model_retries >= 0")
+        name = self.auth_token_env
+        if name is not None and not (name and (name[0].isalpha() or name[0] == "_")
+                                     and all(ch.isalnum() or ch == "_" for ch in name)):
+            raise ValueError(f"auth_token_env must name an environment variable (letters, digits, _), got {name!r}; "
+                             "the token itself goes in that variable, never in a config file")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from glore_ray.decide.how import best_index
+from glore_ray.decide.where import first_bad_step
 from glore_ray.tasks.grading import answers_match, normalize_answer
 
 # ---------------------------------------------------------------------------------------------
@@ -61,17 +63,10 @@ def mean_pass_at_k(correct: list[list[bool]], k: int) -> float:
     return _mean([pass_at_k(len(c), sum(c), k) for c in correct])
 
 
-def rerank_pick(scores: list[float]) -> int:
-    """Index of the top-scored candidate; ties go to the earliest (the draft, when it is first)."""
-    if not scores:
-        raise ValueError("rerank_pick: no candidates")
-    return max(range(len(scores)), key=lambda i: (scores[i], -i))
-
-
 def rerank_at_k(scores: list[list[float]], correct: list[list[bool]], k: int) -> float:
     """Accuracy when each question keeps the top-scored of its first ``k`` samples."""
     _same_length(scores, correct, "scores", "correct")
-    return _mean([c[rerank_pick(s[:k])] for s, c in zip(scores, correct, strict=True)])
+    return _mean([c[best_index(s[:k])] for s, c in zip(scores, correct, strict=True)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,15 +98,6 @@ def final_answer_accuracy(step_scores: list[list[float]], correct: list[bool], t
     """Table 2: :func:`classification` of the last step's score against final correctness."""
     _same_length(step_scores, correct, "step_scores", "correct")
     return classification([s[-1] for s in step_scores], [int(c) for c in correct], threshold)
-
-
-def first_error(scores: list[float], threshold: float = 0.5) -> int | None:
-    """0-based index of the first step with score <= threshold (paper 4.2), else ``None``.
-
-    >>> first_error([0.9, 0.4, 0.8])
-    1
-    """
-    return next((i for i, s in enumerate(scores) if s <= threshold), None)
 
 
 def first_negative(labels: list[int]) -> int | None:
@@ -197,7 +183,8 @@ def step_auc_within_position(step_scores: list[list[float]], step_labels: list[l
 
 def first_error_f1(step_scores: list[list[float]], step_labels: list[list[int]], threshold: float = 0.5) -> dict:
     """First-error detection as ProcessBench scores it (Zheng et al. 2024): the predicted first
-    error is :func:`first_error` (the first step scored <= ``threshold``, or none); ``erroneous``
+    error is :func:`~glore_ray.decide.where.first_bad_step` (the first step scored <= ``threshold``,
+    or none); ``erroneous``
     is the share of solutions with a 0 label whose first 0 is found exactly, ``clean`` the share
     of all-positive solutions predicted to have none, ``f1`` their harmonic mean (0 when either
     is 0; NaN when either set is empty).
@@ -209,7 +196,7 @@ def first_error_f1(step_scores: list[list[float]], step_labels: list[list[int]],
     hits: dict[bool, list[bool]] = {True: [], False: []}
     for ss, ys in zip(step_scores, step_labels, strict=True):
         truth = first_negative(ys)
-        hits[truth is not None].append(first_error(ss, threshold) == truth)
+        hits[truth is not None].append(first_bad_step(ss, threshold) == truth)
     erroneous, clean = _mean(hits[True]), _mean(hits[False])
     f1 = 2 * erroneous * clean / (erroneous + clean) if erroneous + clean else 0.0  # NaN + x is NaN
     return {"erroneous": erroneous, "clean": clean, "f1": f1,
@@ -260,7 +247,7 @@ def rerank_by_heuristic(step_scores: list[list[list[float]]], correct: list[list
     _same_length(step_scores, correct, "step_scores", "correct")
     out = {}
     for method in methods:
-        picks = [rerank_pick([aggregate_step_scores(s, method) for s in q]) for q in step_scores]
+        picks = [best_index([aggregate_step_scores(s, method) for s in q]) for q in step_scores]
         out[method] = _mean([c[p] for p, c in zip(picks, correct, strict=True)])
     return out
 
@@ -296,6 +283,45 @@ def overlap(fixed_a: set[str], fixed_b: set[str]) -> dict:
     union = fixed_a | fixed_b
     return {"only_a": len(fixed_a - fixed_b), "only_b": len(fixed_b - fixed_a), "both": len(fixed_a & fixed_b),
             "union": len(union), "jaccard": _ratio(len(fixed_a & fixed_b), len(union))}
+
+
+def refinement_report(ids: list[str], draft_ok: list[bool], refined_ok: dict[str, list[bool]],
+                      reranked_ok: list[bool], policy_ok: list[bool]) -> dict:
+    """Table 3, Figure 3, Figure 4 and the global/local complementarity, from per-draft correctness.
+
+    ``refined_ok[kind][i]``: is draft i's ``kind`` refinement correct (a draft a local refiner was
+    not asked to refine counts as itself, paper 4.2), for kinds ``global``, ``local_orm``,
+    ``local_sorm`` (and any other, e.g. App. J's ``value``); ``reranked_ok``: the ORM's pick among
+    draft, global and local+SORM (Fig. 4); ``policy_ok``: the GLoRe policy's answer (when, where,
+    how: :func:`glore_ray.decide.decide`, as served).
+
+    >>> r = refinement_report(["a", "b"], [False, True], {"global": [True, True], "local_orm": [False, True],
+    ...                       "local_sorm": [False, False]}, [True, True], [True, True])
+    >>> r["table3"]["global"], r["figure3"]["local_sorm"]["damage_rate"], r["figure4"]["oracle"]
+    (1.0, 1.0, 1.0)
+    """
+    for kind, ok in refined_ok.items():
+        _same_length(ok, draft_ok, f"refined_ok[{kind!r}]", "draft_ok")
+    _same_length(reranked_ok, draft_ok, "reranked_ok", "draft_ok")
+    _same_length(policy_ok, draft_ok, "policy_ok", "draft_ok")
+    incorrect = [i for i, d in enumerate(draft_ok) if not d]
+
+    def best_of(kinds):  # an oracle picks any correct refinement
+        return [any(refined_ok[k][i] for k in kinds) for i in range(len(draft_ok))]
+
+    table3 = {"global": fix_rate(draft_ok, refined_ok["global"]),
+              "local+orm": fix_rate(draft_ok, refined_ok["local_orm"]),
+              "local+sorm": fix_rate(draft_ok, refined_ok["local_sorm"]),
+              "global+local+orm": fix_rate(draft_ok, best_of(["global", "local_orm"])),
+              "global+local+sorm": fix_rate(draft_ok, best_of(["global", "local_sorm"]))}
+    figure3 = {k: {"all_drafts": _mean(ok), "incorrect_drafts": _mean([ok[i] for i in incorrect]),
+                   "damage_rate": damage_rate(draft_ok, ok)} for k, ok in refined_ok.items()}
+    oracle = [d or g or s for d, g, s in zip(draft_ok, refined_ok["global"], refined_ok["local_sorm"], strict=True)]
+    figure4 = {"greedy": _mean(draft_ok), "rerank_draft_global_local": _mean(reranked_ok), "oracle": _mean(oracle),
+               "policy": _mean(policy_ok)}
+    fixed = {k: fixed_set(ids, draft_ok, refined_ok[k]) for k in ("global", "local_sorm")}
+    return {"table3": table3, "figure3": figure3, "figure4": figure4,
+            "complementarity": overlap(fixed["global"], fixed["local_sorm"]), "n_incorrect_drafts": len(incorrect)}
 
 
 def label_agreement(labels: list[list[int]], exact: list[list[int]]) -> dict:

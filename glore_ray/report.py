@@ -256,9 +256,11 @@ def _refinement(results: dict, out: Path) -> str:
     lines += [f"| {k} | {_f(v['all_drafts'])} | {_f(v['incorrect_drafts'])} | {_f(v['damage_rate'])} |"
               for k, v in ref["figure3"].items()]
     f4 = ref["figure4"]
-    lines += ["\nFigure 4, accuracy on all drafts:\n", "| greedy | Bo3 (ORM) | ORM rerank draft+global+local | oracle |",
-              "|---|---|---|---|", f"| {_f(f4['greedy'])} | {_f(f4.get('bo3'))} | "
-              f"{_f(f4['rerank_draft_global_local'])} | {_f(f4['oracle'])} |",
+    lines += ["\nFigure 4, accuracy on all drafts (policy: the served when/where/how policy with the configured "
+              "thresholds, [policy_decisions](../evaluate/policy_decisions/)):\n",
+              "| greedy | Bo3 (ORM) | ORM rerank draft+global+local | oracle | policy |",
+              "|---|---|---|---|---|", f"| {_f(f4['greedy'])} | {_f(f4.get('bo3'))} | "
+              f"{_f(f4['rerank_draft_global_local'])} | {_f(f4['oracle'])} | {_f(f4.get('policy'))} |",
               "\nPaper (GSM8K): reranking draft + refinements improves over the greedy draft by ~8% on average and "
               "over Bo3 by ~8-9%; an oracle reranker by up to 13%.\n"]
     lines += _value_refinement(ref.get("value"))

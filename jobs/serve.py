@@ -1,4 +1,4 @@
-"""Serve the trained GLoRe models over HTTP (DESIGN §7): draft -> when -> where -> how -> rerank.
+"""Serve the trained GLoRe models over HTTP (docs/architecture.md §7): draft -> when -> where -> how -> rerank.
 
     ray job submit --working-dir . -- python jobs/serve.py --config configs/tiny.yaml
     python jobs/serve.py --config configs/tiny.yaml serve.port=8123   # local Ray, blocks until Ctrl-C

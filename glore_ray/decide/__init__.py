@@ -6,21 +6,21 @@ from glore_ray.decide.how import (
     Candidate,
     GloreDecision,
     RefinePlan,
+    best_index,
     decide,
     global_prompt,
     local_prompt,
     local_solution,
     make_candidate,
-    oracle_rerank,
     refine_plan,
     rerank,
 )
 from glore_ray.decide.when import final_score, should_refine
-from glore_ray.decide.where import BAD_TOKEN, first_bad_step, highest_value_step, mark_bad_step, value_bad_step
+from glore_ray.decide.where import BAD_TOKEN, first_bad_step, highest_value_step, value_bad_step
 
 __all__ = [
-    "BAD_TOKEN", "KINDS", "Candidate", "GloreDecision", "RefinePlan", "decide", "final_score",
+    "BAD_TOKEN", "KINDS", "Candidate", "GloreDecision", "RefinePlan", "best_index", "decide", "final_score",
     "first_bad_step", "global_prompt", "highest_value_step", "local_prompt", "local_solution",
-    "make_candidate", "mark_bad_step", "oracle_rerank", "refine_plan", "rerank", "should_refine",
+    "make_candidate", "refine_plan", "rerank", "should_refine",
     "value_bad_step",
 ]

@@ -1,7 +1,7 @@
 """HOW to refine, and the whole draft -> when -> where -> how -> rerank policy (paper 3.2, 4.2).
 
 Paper 3.2: "sample both a global refinement A_GR and a local refinement A_LR for a draft A_D and
-choose the best solution using the ORM reranker". The refiners' inputs (DESIGN §3):
+choose the best solution using the ORM reranker". The refiners' inputs (docs/architecture.md §3):
 
 - global: ``Q: {question}\\nDraft:\\n{draft}\\nRefinement:\\n`` -> a whole new solution;
 - local: the same, with ``[BAD]`` at the start of the first bad line -> the verified prefix (the
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from glore_ray.decide.when import final_score, should_refine
 from glore_ray.decide.where import BAD_TOKEN, check_step_index, first_bad_step
-from glore_ray.tasks.grading import extract_answer, is_correct
+from glore_ray.tasks.grading import extract_answer
 from glore_ray.tasks.steps import join_steps, split_steps
 
 # Rerank ties go to the cheapest, least-edited candidate first: the draft, then the global
@@ -38,7 +38,7 @@ REFINEMENT_KINDS = ("global", "local")
 
 
 def global_prompt(question: str, draft: str) -> str:
-    """The global refiner's input (DESIGN §3), the draft written as its steps one per line: blank
+    """The global refiner's input (docs/architecture.md §3), the draft written as its steps one per line: blank
     lines and stray indentation never change what the refiner sees, in training or in serving.
 
     >>> global_prompt("Q?", "2 + 2 = 5\\n\\n#### 5\\n")
@@ -94,10 +94,25 @@ def make_candidate(kind: str, text: str, step_scores: Sequence[float]) -> Candid
     return Candidate(kind, text, final_score(scores), scores, extract_answer(text))
 
 
-def _rank_key(position: int, candidate: Candidate) -> tuple:
-    # Higher is better: has an answer, ORM score (NaN lowest), earlier kind, earlier position.
-    score = -math.inf if candidate.score != candidate.score else candidate.score
-    return (candidate.answer is not None, score, -KINDS.index(candidate.kind), -position)
+def best_index(scores: Sequence[float], answered: Sequence[bool] | None = None) -> int:
+    """The reranker's rule on bare scores: the index of the highest score among the candidates
+    with an answer (among all when none has one; ``answered=None``: all have one), a NaN score
+    lowest, ties to the earliest. Evaluation's sample reranking (rerank@K, App. D) uses it too.
+
+    >>> best_index([0.3, 0.8, 0.8]), best_index([0.9, 0.2], answered=[False, True])
+    (1, 1)
+    """
+    if not scores:
+        raise ValueError("rerank needs at least one candidate")
+    answered = [True] * len(scores) if answered is None else list(answered)
+    if len(answered) != len(scores):
+        raise ValueError(f"got {len(scores)} scores and {len(answered)} answered flags")
+
+    def key(i: int) -> tuple:
+        score = -math.inf if scores[i] != scores[i] else scores[i]
+        return (answered[i], score, -i)
+
+    return max(range(len(scores)), key=key)
 
 
 def rerank(candidates: Sequence[Candidate]) -> Candidate:
@@ -114,23 +129,8 @@ def rerank(candidates: Sequence[Candidate]) -> Candidate:
     >>> rerank([make_candidate("global", "", []), make_candidate("draft", "#### 5", [0.0])]).kind
     'draft'
     """
-    if not candidates:
-        raise ValueError("rerank needs at least one candidate")
-    return max(enumerate(candidates), key=lambda pair: _rank_key(*pair))[1]
-
-
-def oracle_rerank(candidates: Sequence[Candidate], answer: str) -> Candidate:
-    """The upper bound of reranking: the first correct candidate (in the given order), else the
-    ORM's choice. Paper Table 3's "oracle" rows.
-
-    >>> c = [make_candidate("draft", "#### 5", [0.9]), make_candidate("global", "#### 4", [0.1])]
-    >>> oracle_rerank(c, "4").kind
-    'global'
-    """
-    for candidate in candidates:
-        if is_correct(candidate.text, answer):
-            return candidate
-    return rerank(candidates)
+    ordered = sorted(candidates, key=lambda c: KINDS.index(c.kind))  # stable: ties by kind, then position
+    return ordered[best_index([c.score for c in ordered], [c.answer is not None for c in ordered])]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def check_threshold(threshold: float, name: str = "threshold") -> float:
 
 
 def final_score(step_scores: Sequence[float]) -> float:
-    """The ORM's score of the whole solution: its score at the last step (DESIGN §3: P_L's label is
+    """The ORM's score of the whole solution: its score at the last step (docs/architecture.md §3: P_L's label is
     the solution's own correctness). A solution with no steps has no evidence of being right, so it
     scores 0.0 and is always refined."""
     return float(step_scores[-1]) if len(step_scores) else 0.0

@@ -5,7 +5,7 @@ whose score is ``<= T`` is taken as the first error E, and the local refiner see
 ``[BAD]`` token at the start of that line (paper 3.1: "a [BAD] token prefixing the incorrect step").
 
 Step indices are 0-based and count the *non-empty* lines of a solution (``split_steps``), exactly
-the positions at which the reward models read their scores (DESIGN §3).
+the positions at which the reward models read their scores (docs/architecture.md §3).
 
 >>> first_bad_step([0.9, 0.7, 0.4, 0.1], 0.5)
 2
@@ -13,8 +13,6 @@ the positions at which the reward models read their scores (DESIGN §3).
 1
 >>> first_bad_step([0.9, 0.8], 0.5) is None
 True
->>> mark_bad_step("2 + 3 = 5\\n5 * 4 = 21\\n#### 21", 1)
-'2 + 3 = 5\\n[BAD]5 * 4 = 21\\n#### 21'
 
 Value refinement (paper App. J) places ``[BAD]`` differently: after the step the ORM values most
 (the ORM approximates the student's value function V^pi, paper 3), not at a located error.
@@ -49,25 +47,6 @@ def check_step_index(index: int, n_steps: int) -> int:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_steps:
         raise ValueError(f"bad step index {index!r} out of range for a draft of {n_steps} steps")
     return index
-
-
-def step_line_numbers(solution: str) -> list[int]:
-    """Line number (0-based, in ``solution.split("\\n")``) of each step, i.e. each non-empty line."""
-    return [n for n, line in enumerate(solution.split("\n")) if line.strip()]
-
-
-def mark_bad_step(draft: str, index: int) -> str:
-    """The draft with ``[BAD]`` inserted at the start of step ``index``'s line; every other byte
-    (blank lines, indentation of other lines, trailing newline) is unchanged.
-
-    Raises ``ValueError`` naming the number of steps when ``index`` is not a step of ``draft``.
-    """
-    lines = draft.split("\n")
-    numbers = step_line_numbers(draft)
-    check_step_index(index, len(numbers))
-    line = numbers[index]
-    lines[line] = BAD_TOKEN + lines[line]
-    return "\n".join(lines)
 
 
 def highest_value_step(step_scores: Sequence[float]) -> int | None:

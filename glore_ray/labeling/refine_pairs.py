@@ -1,4 +1,4 @@
-"""Refinement training data and the refiner prompts (paper 3.1 step 3, App. C; DESIGN §3).
+"""Refinement training data and the refiner prompts (paper 3.1 step 3, App. C; docs/architecture.md §3).
 
 Global: pair an incorrect sample of a question with a correct one, (Q, A_incorrect, A_correct).
 Local: take an incorrect sample whose first negative SORM label is step i, insert ``[BAD]`` at
@@ -29,10 +29,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from glore_ray.decide.how import global_prompt, local_prompt  # one definition: serving uses it too
-from glore_ray.labeling.sorm import IGNORE
+from glore_ray.labeling.sorm import IGNORE_STEP
 from glore_ray.tasks.steps import join_steps, split_steps
 
-STUDENT_PROMPT = ("Q: ", "\nA: ")  # DESIGN §3: ``Q: {question}\nA: ``
+STUDENT_PROMPT = ("Q: ", "\nA: ")  # docs/architecture.md §3: ``Q: {question}\nA: ``
 
 
 @dataclass
@@ -100,7 +100,7 @@ def local_triples(label_rows: list[dict], cap_per_question: int | None, seed: in
             correct_by_q[row["question_id"]].append(row["solution"])
     candidates = defaultdict(dict)  # qid -> draft text -> row
     for n, row in enumerate(label_rows):
-        if IGNORE in row["labels"]:
+        if IGNORE_STEP in row["labels"]:
             raise ValueError(f"label row {n}: has -1 (balanced) labels; pass the rows before balancing")
         if row["correct"]:
             skipped["correct_draft"] += 1

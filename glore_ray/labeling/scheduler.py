@@ -1,5 +1,5 @@
 """Which verifying rollouts to make for SORM labels: the paper's naive procedure and the
-efficient scheduler that gives identical labels for far fewer rollouts (DESIGN §5).
+efficient scheduler that gives identical labels for far fewer rollouts (docs/architecture.md §5).
 
 Both take the same ``verify(batch: list[VerifyRequest]) -> list[VerifyResult]`` callback (the
 Ray stage wraps the rollout layer; tests pass a deterministic fake). A rollout is fixed by

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from glore_ray.tasks.steps import is_consistent, join_steps, split_steps, unused_results
 
-IGNORE = -1  # label the training collator skips (post-processing (3))
+IGNORE_STEP = -1  # a step label training skips (post-processing (3)); the step_bce row format's "ignore"
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,6 @@ def prefix_key(question_id: str, prefix: str) -> str:
     return digest[:20]
 
 
-def rollout_seed(seed_key: str, sample_index: int, run_seed: int = 0) -> int:
-    """The sampling seed of rollout ``sample_index`` from the prefix ``seed_key`` (a 63-bit int).
-
-    The rollout layer must seed each request on its own (not one seed per batch) so a rollout
-    does not depend on which other requests share its batch.
-
-    >>> rollout_seed("ab12", 0) != rollout_seed("ab12", 1)
-    True
-    """
-    digest = hashlib.sha256(f"{seed_key}/{sample_index}/{run_seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def rollout_counts(result: VerifyResult, prefix_steps: list[str], consistency: bool,
@@ -129,7 +118,7 @@ def balance_by_step(rows: list[dict], seed: int) -> tuple[list[dict], int]:
         pos, neg = by_step.get((step, 1), []), by_step.get((step, 0), [])
         majority = pos if len(pos) > len(neg) else neg
         for r in rng.sample(majority, abs(len(pos) - len(neg))):
-            out[r]["labels"][step] = IGNORE
+            out[r]["labels"][step] = IGNORE_STEP
             marked += 1
     return out, marked
 
@@ -193,10 +182,10 @@ def self_filter(rows: list[dict], step_scores: list[list[float]], threshold: flo
             raise ValueError(f"self_filter: row {n} (question {row.get('question_id')!r}) has "
                              f"{len(row['labels'])} labels but {len(scores)} scores")
         verdicts = [score > threshold for score in scores] + [None] * (len(row["labels"]) - len(scores))
-        labels = [label if label == IGNORE or verdict is None or verdict == bool(label) else IGNORE
+        labels = [label if label == IGNORE_STEP or verdict is None or verdict == bool(label) else IGNORE_STEP
                   for label, verdict in zip(row["labels"], verdicts, strict=True)]
-        given = sum(label != IGNORE for label in row["labels"])
-        left = sum(label != IGNORE for label in labels)
+        given = sum(label != IGNORE_STEP for label in row["labels"])
+        left = sum(label != IGNORE_STEP for label in labels)
         report.rows_unlabelled += given == 0
         report.labels_in += given
         report.labels_kept += left

@@ -1,8 +1,8 @@
-"""Load causal LMs, tokenizers and reward models from HF directories (or hub ids)."""
+"""Load causal LMs and reward models from HF directories (or hub ids); tokenizers: ``models.tokenizer``."""
 
 from __future__ import annotations
 
-from glore_ray.models.tokenizer import BAD_TOKEN, add_bad_token
+from glore_ray.models.tokenizer import load_tokenizer
 
 
 def _dtype(dtype):
@@ -11,17 +11,6 @@ def _dtype(dtype):
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def load_tokenizer(path):
-    """The tokenizer at ``path``, with ``[BAD]`` (the local refiner's marker, paper 3.1 step 3)
-    as a special token and a pad token set."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path))
-    if BAD_TOKEN not in tok.get_vocab() or tok.pad_token is None:
-        add_bad_token(tok)
-    return tok
 
 
 def load_causal_lm(path, device: str = "cpu", dtype=None, tokenizer=None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from glore_ray.models.reward import ACCELERATOR_SCORE_BATCH, CPU_SCORE_BATCH
-from glore_ray.training.data import prompt_ids, step_token_positions
+from glore_ray.models.tokenizer import prompt_ids, step_token_positions
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Reward models: a causal-LM backbone plus a scalar head read at each step's newline (DESIGN §3).
+"""Reward models: a causal-LM backbone plus a scalar head read at each step's newline (docs/architecture.md §3).
 
 The network is transformers' ``*ForTokenClassification`` with one label: the backbone weights are
 the causal LM's, ``score`` is the scalar head, and the whole thing saves and reloads from one
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from glore_ray.models.batching import length_groups
-from glore_ray.training.data import prompt_ids, step_token_positions
+from glore_ray.models.tokenizer import load_tokenizer, prompt_ids, step_token_positions
 
 CPU_SCORE_BATCH = 4  # solutions per forward pass when scoring (score_steps says why)
 ACCELERATOR_SCORE_BATCH = 32
@@ -49,8 +49,6 @@ class RewardModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, device: str = "cpu", dtype=None) -> RewardModel:
-        from glore_ray.models.loading import load_tokenizer
-
         model = _token_classifier(path, dtype=dtype).to(device).eval()
         return cls(model, load_tokenizer(path))
 
@@ -58,8 +56,6 @@ class RewardModel(nn.Module):
     def from_causal_lm(cls, path, seed: int = 0, device: str = "cpu", dtype=None) -> RewardModel:
         """Backbone from a causal-LM checkpoint, a fresh (seeded) scalar head. Dropout off in the
         head: the paper's RMs are fine-tuned LMs, and a noisy head only slows tiny runs down."""
-        from glore_ray.models.loading import load_tokenizer
-
         torch.manual_seed(seed)
         model = _token_classifier(path, dtype=dtype, num_labels=1, classifier_dropout=0.0)
         tokenizer = load_tokenizer(path)
@@ -80,11 +76,10 @@ class RewardModel(nn.Module):
         """Sigmoid probability per step of each solution (steps past ``max_len`` get no score).
 
         ``batch_size`` defaults to the device's: on CPU a forward pass costs its padded FLOPs and
-        little per call, so small chunks of similar length are cheapest (chunks of 4 took 7.6 ms
-        per solution on 16 mixed solutions against 12.7 ms for one padded chunk of 16, a
-        tiny-world scorer on 1 thread); a GPU wants wide batches. ``call_cost`` (the service's,
-        on CPU) cuts the length-sorted solutions by :func:`~glore_ray.models.batching.length_groups`
-        instead of fixed chunks: 5.8 against 7.0 ms per solution on the serve bench's batches of 8."""
+        little per call, so small chunks of similar length are cheapest; a GPU wants wide batches.
+        ``call_cost`` (the service's, on CPU) cuts the length-sorted solutions by
+        :func:`~glore_ray.models.batching.length_groups` instead of fixed chunks (bench/serve_load.py
+        measures the service both ways)."""
         if len(prompts) != len(solutions):
             raise ValueError(f"{len(prompts)} prompts but {len(solutions)} solutions")
         if self.tokenizer is None:
@@ -125,11 +120,6 @@ class RewardModel(nn.Module):
         probs = torch.sigmoid(self(ids, mask).float()).cpu()  # [B, T]
         return [[float(probs[b, q]) for q in pos] for b, (_, pos) in enumerate(encoded)]
 
-    def score_final(self, prompts: list[str], solutions: list[str], batch_size: int | None = None,
-                    max_len: int | None = None) -> list[float]:
-        """The last step's probability (the ORM's verdict on the whole solution)."""
-        steps = self.score_steps(prompts, solutions, batch_size, max_len)
-        return [s[-1] if s else float("nan") for s in steps]
 
 
 def is_reward_checkpoint(path) -> bool:

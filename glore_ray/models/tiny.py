@@ -1,4 +1,4 @@
-"""Tiny Llama-style causal LMs built from scratch for the tiny world (DESIGN §8)."""
+"""Tiny Llama-style causal LMs built from scratch for the tiny world (docs/architecture.md §8)."""
 
 from __future__ import annotations
 

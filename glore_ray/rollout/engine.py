@@ -1,4 +1,5 @@
-"""The rollout layer's core: requests, completions, seeds, the stop rule and the backend choice (DESIGN §5).
+"""The rollout layer's core: requests, completions, seeds and the stop rule (docs/architecture.md
+§5; the backend choice is in ``backends``).
 
 Every stage samples through one :class:`Generator` protocol: Expert Iteration's K=96 samples
 per question, the SORM's K=8 verification rollouts from every step prefix (paper 3.1 step 2),
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-ANSWER_MARK = "####"
+from glore_ray.tasks.grading import ANSWER_MARK
 
 
 class RolloutError(ValueError):
@@ -81,6 +82,13 @@ class Generator(Protocol):
         ...
 
 
+# Seed namespaces: a request's ``round`` keeps sample sets of the same questions apart. Expert
+# Iteration uses its round number (0: bootstrap, 1..max_rounds); the sets below are drawn outside
+# EI, from numbers no EI run reaches, so their samples never coincide with a round's.
+EVAL_SAMPLES_ROUND = 10_000  # the student stage's pass@K / faithfulness samples on the test split
+ORM_SAMPLES_ROUND = 20_000  # orm_data's samples of the train questions (ORM, SORM and refiner data)
+
+
 def rollout_seed(base_seed: int, question_id: str, prefix_index: int, sample_index: int, round: int = 0,
                  seed_key: str = "") -> int:
     """A stable 63-bit seed from the sample's identity (sha256, never Python's salted ``hash``)."""
@@ -95,7 +103,7 @@ def request_seeds(request: RolloutRequest, base_seed: int) -> list[int]:
 
 def answer_line_end(solution: str, start: int = 0) -> int | None:
     """Index just past the newline that ends the first line starting with ``####`` whose newline
-    lies beyond ``start``; None while there is none (the stop rule, DESIGN §3)."""
+    lies beyond ``start``; None while there is none (the stop rule, docs/architecture.md §3)."""
     line_start = 0
     while True:
         newline = solution.find("\n", line_start)
@@ -121,7 +129,7 @@ def pick_device(device: str) -> str:
     return device
 
 
-def _check_model_path(path) -> str:
+def check_model_path(path) -> str:
     """A local checkpoint directory must hold config.json; anything else is taken as a hub id."""
     path = str(path)
     local = Path(path)
@@ -130,18 +138,3 @@ def _check_model_path(path) -> str:
     if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
         raise RolloutError(f"{path}: model path does not exist")
     return path
-
-
-def load_generator(path: str, rollout_cfg, device: str | None = None, prefill_call_cost: int = 0,
-                   reserve_cache: bool = False):
-    """The backend named by ``rollout_cfg.backend`` for the checkpoint at ``path`` (``prefill_call_cost``,
-    ``reserve_cache``: see :class:`~glore_ray.rollout.hf_engine.HFGenerator`; vLLM schedules its own
-    prefills and manages its own KV cache)."""
-    if rollout_cfg.backend == "vllm":
-        from glore_ray.rollout.vllm_engine import VLLMGenerator
-
-        return VLLMGenerator(_check_model_path(path), rollout_cfg)
-    from glore_ray.rollout.hf_engine import HFGenerator
-
-    return HFGenerator(path, device=device or rollout_cfg.device, batch_size=rollout_cfg.batch_size,
-                       dtype=rollout_cfg.dtype, prefill_call_cost=prefill_call_cost, reserve_cache=reserve_cache)

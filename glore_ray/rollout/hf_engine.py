@@ -1,4 +1,4 @@
-"""The transformers backend (DESIGN §5): our own batched KV-cache decode loop on any torch device.
+"""The transformers backend (docs/architecture.md §5): our own batched KV-cache decode loop on any torch device.
 
 The vLLM backend (vllm_engine.py) serves GPUs at scale; this one runs everywhere, the tiny world
 on CPU included, and both keep engine.py's contract: a sample's text depends only on its identity
@@ -17,8 +17,8 @@ from glore_ray.models.batching import length_groups
 from glore_ray.rollout.engine import (
     Completion,
     RolloutError,
-    _check_model_path,
     answer_line_end,
+    check_model_path,
     cut_at_answer,
     pick_device,
     request_seeds,
@@ -74,7 +74,7 @@ class HFGenerator:
 
         self.device = torch.device(pick_device(device))
         if isinstance(model_path_or_model, (str, Path)):
-            path = _check_model_path(model_path_or_model)
+            path = check_model_path(model_path_or_model)
             kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
@@ -269,11 +269,9 @@ def _with_room(cache, room: int):
     """The prefill's cache with ``room`` positions reserved after it in every layer, so each decode
     step writes its keys and values in place rather than re-copying the whole cache (``torch.cat``).
     The attention then reads strided views, which its CPU kernel reads more slowly, so this pays
-    only once the context is long. One core, tiny-world model, batch 64, 48 new tokens: prompts of
-    ~100 tokens generated 1.22x faster; the EI-shaped prompts of ~30 tokens in bench/rollouts.py
-    0.91x (1.02x in a same-process A/B). One decode step at batch 48 with 200 cached positions
-    took 8.96 vs 12.19 ms. A cache we can't take apart (see _cache_layers), or a transformers
-    without ``Cache(layers=)``, stays as it is."""
+    only once the context is long (bench/rollouts.py measures it against the plain cache). A cache
+    we can't take apart (see _cache_layers), or a transformers without ``Cache(layers=)``, stays as
+    it is."""
     layers, layer_type = _cache_layers(cache), _reserved_layer_type()
     if layers is None or layer_type is None:
         return cache

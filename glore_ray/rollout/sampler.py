@@ -1,6 +1,6 @@
 """The Ray Data sampler: rollout requests through a pool of generator actors into Parquet shards.
 
-Every sampling stage calls :func:`sample_to_stage` (DESIGN §5). Requests are cut into shards of
+Every sampling stage calls :func:`sample_to_stage` (docs/architecture.md §5). Requests are cut into shards of
 ``rollout.shard_rows`` requests in their given order; each shard goes to one generator actor
 (``ray.data.ActorPoolStrategy``), which samples it and writes it atomically under
 ``<run_dir>/<stage>/<table>/part-NNNNN.parquet``. Only per-shard counts travel back, so the driver
@@ -31,7 +31,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from glore_ray.rollout.engine import Generator, RolloutError, RolloutRequest, load_generator
+from glore_ray.rollout.backends import load_generator
+from glore_ray.rollout.engine import Generator, RolloutError, RolloutRequest
 from glore_ray.tasks.grading import is_correct
 
 log = logging.getLogger(__name__)
@@ -295,10 +296,10 @@ def _check_loadable(model_path, rollout_cfg) -> None:
         return
     from transformers import AutoConfig
 
-    from glore_ray.rollout.engine import _check_model_path
+    from glore_ray.rollout.engine import check_model_path
 
     try:
-        AutoConfig.from_pretrained(_check_model_path(model_path))
+        AutoConfig.from_pretrained(check_model_path(model_path))
     except (OSError, ValueError) as err:
         raise RolloutError(f"{model_path}: cannot load the model config: {err}") from None
 

@@ -27,8 +27,9 @@ def _score_chunk(model_path: str, prompts: list[str], solutions: list[str], devi
 
 @ray.remote
 def _logprob_chunk(model_path: str, prompts: list[str], solutions: list[str], device: str) -> list[list[float]]:
-    from glore_ray.models.loading import load_causal_lm, load_tokenizer
+    from glore_ray.models.loading import load_causal_lm
     from glore_ray.models.logprob import step_mean_logprobs
+    from glore_ray.models.tokenizer import load_tokenizer
 
     _use_assigned_cpus()
     tokenizer = load_tokenizer(model_path)

@@ -1,9 +1,9 @@
-"""The vLLM backend (GPU extra): offline ``vllm.LLM`` with prefix caching (DESIGN §5).
+"""The vLLM backend (GPU extra): offline ``vllm.LLM`` with prefix caching (docs/architecture.md §5).
 
 vLLM is imported only here, and only when a VLLMGenerator is built, so the package imports on
 machines without it (tests skip cleanly). Each *sample* is its own vLLM request with ``n=1`` and
 its own seed (engine.rollout_seed): that keeps a sample's text a function of its identity, not of
-how many siblings it has, which the SORM scheduler relies on (DESIGN §5). Prefix caching makes the
+how many siblings it has, which the SORM scheduler relies on (docs/architecture.md §5). Prefix caching makes the
 K copies of a prompt (and the shared step prefixes of SORM verification) cost one prefill.
 
 vLLM's stop strings are literal, so it cannot stop at "the newline that ends a line starting

@@ -1,8 +1,12 @@
-"""The GLoRe HTTP service (DESIGN §7): one FastAPI ingress composing five model deployments.
+"""The GLoRe HTTP service (docs/architecture.md §7): one FastAPI ingress composing five model deployments.
 
-    POST /v1/refine   draft -> ORM (when) -> SORM (where) -> global || local (how) -> ORM rerank
-    GET  /healthz     liveness
-    GET  /v1/config   the serve and refine config in effect
+    POST /v1/refine     draft -> ORM (when) -> SORM (where) -> global || local (how) -> ORM rerank
+    GET  /healthz       liveness (never needs a token)
+    GET  /v1/config     the serve and refine config in effect
+    GET  /openapi.json  the HTTP contract
+
+With ``serve.auth_token_env`` set, every route but ``/healthz`` needs ``Authorization: Bearer
+<token>`` (serving/auth.py). /openapi.json states the limits the service enforces.
 
 Build it with ``build_app(cfg, loaders)`` (tests pass small real models), or from a config file:
 ``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml`` / ``serve deploy
@@ -14,14 +18,16 @@ No ``from __future__ import annotations`` here: FastAPI must resolve the route a
 
 
 import asyncio
+import copy
 import dataclasses
 import functools
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -32,16 +38,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from glore_ray.config import Config, RefineConfig, ServeConfig, load_config
 from glore_ray.decide import Candidate, decide, refine_plan, should_refine
 from glore_ray.decide.when import final_score
+from glore_ray.serving import auth
 from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_reward_scorer, load_text_generator
 from glore_ray.serving.schemas import CandidateOut, ErrorResponse, RefineOptions, RefineRequest, RefineResponse
+from glore_ray.tasks.prompts import student_prompt
 
 MODELS = ("student", "orm", "sorm", "global_refiner", "local_refiner")
 DEPLOYMENT_NAMES = {"student": "Student", "orm": "ORM", "sorm": "SORM",
                     "global_refiner": "GlobalRefiner", "local_refiner": "LocalRefiner"}
-_ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 503, 504)}
+# Every status the routes send besides 200 (400: a body that is not JSON at all, FastAPI's own).
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 504)}
+_AUTH_ERRORS = {401: {"model": ErrorResponse}}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-api = FastAPI(title="glore-ray", version="0.1.0",
+# openapi_url=None: the ingress serves /openapi.json itself, behind the token when one is set.
+api = FastAPI(title="glore-ray", version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None,
               description="GLoRe (Havrilla et al., ICML 2024): when, where and how to refine a math solution.")
 
 
@@ -56,10 +67,11 @@ async def _invalid_request(request: Request, err: RequestValidationError) -> JSO
 
 @api.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(status_code=err.status_code, content={"error": str(err.detail)})
+    # err.headers carries Allow on a 405 (RFC 9110) and WWW-Authenticate on a 401.
+    return JSONResponse(status_code=err.status_code, content={"error": str(err.detail)}, headers=err.headers)
 
 
-class StageError(Exception):
+class ModelCallError(Exception):
     """A model stage failed (503) or ran out of time (504)."""
 
     def __init__(self, status: int, message: str):
@@ -74,41 +86,63 @@ def _first_line(err: Exception) -> str:
     return (lines[-1] if lines else type(err).__name__)[:300]
 
 
-def student_prompt(question: str) -> str:
-    return f"Q: {question}\nA: "  # DESIGN §3
-
-
 def _candidate_out(c: Candidate) -> CandidateOut:
     return CandidateOut(kind=c.kind, text=c.text, score=c.score, step_scores=list(c.step_scores), answer=c.answer)
+
+
+def _constrain(prop: dict, type_name: str, **keywords) -> None:
+    """Add JSON Schema ``keywords`` to the ``type_name`` branch of a property (itself, or the
+    matching branch of an ``anyOf`` such as ``string | null``)."""
+    branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") == type_name]
+    if not branches:
+        raise ValueError(f"no {type_name} branch in schema property {prop}")
+    branches[0].update(keywords)
 
 
 @serve.deployment
 @serve.ingress(api)
 class GloreIngress:
     def __init__(self, student, orm, sorm, global_refiner, local_refiner,
-                 serve_cfg: ServeConfig, refine_cfg: RefineConfig):
+                 serve_cfg: ServeConfig, refine_cfg: RefineConfig, auth_digest: str | None = None):
         self.models = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
         self.serve_cfg, self.refine_cfg = serve_cfg, refine_cfg
+        auth.configure(auth_digest)  # None: no authentication (serving/auth.py)
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
         return {"status": "ok"}
 
-    @api.get("/v1/config")
+    @api.get("/openapi.json", include_in_schema=False, dependencies=[Depends(auth.require_token)])
+    async def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(self._contract(request.app.openapi()))
+
+    @api.get("/v1/config", responses=_AUTH_ERRORS, dependencies=[Depends(auth.require_token)])
     async def config(self) -> dict:
         return {"serve": dataclasses.asdict(self.serve_cfg), "refine": dataclasses.asdict(self.refine_cfg)}
 
-    @api.post("/v1/refine", response_model=RefineResponse, responses=_ERRORS)
+    @api.post("/v1/refine", response_model=RefineResponse, responses=_ERRORS,
+              dependencies=[Depends(auth.require_token)])
     async def refine(self, body: RefineRequest) -> RefineResponse:
         self._check_limits(body)
         options = self._resolve(body.options)
         deadline = time.monotonic() + self.serve_cfg.request_timeout_s
         try:
             return await self._pipeline(body, options, deadline)
-        except StageError as err:
+        except ModelCallError as err:
             raise HTTPException(err.status, str(err)) from None
 
     # ---------------------------------------------------------------- request checks
+
+    def _contract(self, schema: dict) -> dict:
+        """The OpenAPI document with this service's limits (what ``_check_limits`` enforces) and,
+        when a token is configured, the bearer security scheme."""
+        schema = copy.deepcopy(schema)
+        cfg, shapes = self.serve_cfg, schema["components"]["schemas"]
+        request, options = shapes["RefineRequest"]["properties"], shapes["RefineOptions"]["properties"]
+        _constrain(request["question"], "string", maxLength=cfg.max_question_chars)
+        _constrain(request["draft"], "string", maxLength=cfg.max_draft_chars)
+        _constrain(options["max_new_tokens"], "integer", maximum=cfg.max_new_tokens_limit)
+        return auth.with_security(schema) if auth.enabled() else schema
 
     def _check_limits(self, body: RefineRequest) -> None:
         cfg = self.serve_cfg
@@ -146,7 +180,7 @@ class GloreIngress:
         try:
             plan = refine_plan(body.question, draft, orm_scores, where_scores, opt.when_threshold, opt.where_threshold)
         except ValueError as err:  # scores inconsistent with the draft: a model fault, not the client's
-            raise StageError(503, f"policy could not use the model scores: {err}") from None
+            raise ModelCallError(503, f"policy could not use the model scores: {err}") from None
         solutions, scores = await self._refinements(plan, prompt, opt, deadline, timings) if plan.refine else ({}, {})
         decision = decide(plan, solutions, scores)
         timings["total"] = (time.monotonic() - start) * 1000
@@ -189,18 +223,18 @@ class GloreIngress:
         for attempt in range(self.serve_cfg.model_retries + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise StageError(504, f"request timed out before stage {stage!r} ({self.serve_cfg.request_timeout_s}s limit)")
+                raise ModelCallError(504, f"request timed out before stage {stage!r} ({self.serve_cfg.request_timeout_s}s limit)")
             try:
                 return await asyncio.wait_for(handle.remote(*args), timeout=remaining)
             except asyncio.TimeoutError:
-                raise StageError(504, f"stage {stage!r} ({model}) timed out "
+                raise ModelCallError(504, f"stage {stage!r} ({model}) timed out "
                                       f"({self.serve_cfg.request_timeout_s}s request limit)") from None
             except (RayActorError, BackPressureError) as err:
                 if attempt == self.serve_cfg.model_retries:
-                    raise StageError(503, f"stage {stage!r} ({model}) unavailable: {type(err).__name__}") from None
+                    raise ModelCallError(503, f"stage {stage!r} ({model}) unavailable: {type(err).__name__}") from None
                 await asyncio.sleep(0.2 * (attempt + 1))
             except Exception as err:  # noqa: BLE001 - any model failure is reported, the replica lives on
-                raise StageError(503, f"stage {stage!r} ({model}) failed: {_first_line(err)}") from None
+                raise ModelCallError(503, f"stage {stage!r} ({model}) failed: {_first_line(err)}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,11 +293,12 @@ def build_app(cfg: Config, loaders: Mapping[str, Callable[[], object]]):
         bound[model] = kind.options(**_model_options(s, model)).bind(loaders[model], *batching)
     ingress = GloreIngress.options(num_replicas=s.ingress_replicas, ray_actor_options={"num_cpus": s.ingress_cpus},
                                    max_ongoing_requests=s.ingress_max_ongoing_requests)
-    return ingress.bind(*(bound[m] for m in MODELS), s, cfg.refine)
+    return ingress.bind(*(bound[m] for m in MODELS), s, cfg.refine, auth.digest_from_env(s.auth_token_env))
+
 
 
 def checkpoint_paths(cfg: Config) -> dict[str, Path]:
-    """Where each served model's checkpoint lives under the run directory (DESIGN §2): the
+    """Where each served model's checkpoint lives under the run directory (docs/architecture.md §2): the
     student the EI stage chose and the final checkpoints the model stages recorded. A stage
     that has not finished maps to its (absent) stage directory, which the loaders then name."""
     from glore_ray.artifacts import StageError
@@ -318,7 +353,8 @@ def app_builder(args: dict):
 
 def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None = None, blocking: bool = True):
     """Start Serve's HTTP proxy on ``serve.host:serve.port``, deploy the app and (by default) block
-    until interrupted. ``loaders`` defaults to the run directory's checkpoints."""
+    until Ctrl-C or SIGTERM, then shut Serve down cleanly. ``loaders`` defaults to the run
+    directory's checkpoints."""
     import ray
 
     from glore_ray.serving import fast_path
@@ -328,6 +364,30 @@ def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None 
         ray.init(address=cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
     if not (cfg.run.ray_address or os.environ.get("RAY_ADDRESS")):  # a local Ray: it will not grow
         _check_fits(cfg.serve, ray.cluster_resources())
+    if not blocking:
+        return _deploy(cfg, loaders)
+    # Ctrl-C and SIGTERM (what `kill`, systemd and Kubernetes send) both end in a clean Serve
+    # shutdown, from the first moment: Ray's own SIGTERM handler (set by ray.init) would exit
+    # with its crash dump instead. A signal mid-deployment stops the deployment too.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _deploy(cfg, loaders)
+        print(f"glore-ray: serving on http://{cfg.serve.host}:{cfg.serve.port}; Ctrl-C or SIGTERM stops it", flush=True)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("glore-ray: stopping the service (shutting Serve down) ...", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    serve.shutdown()
+    print("glore-ray: Serve is shut down.", flush=True)
+
+
+def _deploy(cfg: Config, loaders):
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     app = build_app(cfg, loaders if loaders is not None else checkpoint_loaders(cfg))
-    return serve.run(app, name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix, blocking=blocking)
+    return serve.run(app, name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -1,4 +1,4 @@
-"""The model deployments of the GLoRe service (DESIGN §7): Student, GlobalRefiner and LocalRefiner
+"""The model deployments of the GLoRe service (docs/architecture.md §7): Student, GlobalRefiner and LocalRefiner
 are generators; ORM and SORM are step scorers. Each takes a *loader* (a picklable callable that
 returns the model object) so the same deployment serves a real checkpoint, a vLLM engine or a tiny
 test model; each batches its requests with ``@serve.batch``.
@@ -172,7 +172,7 @@ class ScorerDeployment:
 
 
 class GreedyTexts:
-    """A rollout-layer ``Generator`` (HFGenerator or VLLMGenerator, DESIGN §5) as the service's text
+    """A rollout-layer ``Generator`` (HFGenerator or VLLMGenerator, docs/architecture.md §5) as the service's text
     generator: one greedy completion per prompt, cut after its answer line, decoded exactly as the
     evaluation's drafts and refinements are, so the service answers what ``jobs/evaluate.py`` measured."""
 
@@ -193,7 +193,8 @@ def load_text_generator(path: str, rollout_cfg=None, num_threads: int | None = 1
     import torch
 
     from glore_ray.config import RolloutConfig
-    from glore_ray.rollout.engine import load_generator, pick_device
+    from glore_ray.rollout.backends import load_generator
+    from glore_ray.rollout.engine import pick_device
 
     if num_threads:
         torch.set_num_threads(num_threads)

@@ -1,14 +1,12 @@
 """Ray Serve's throughput-optimized mode for the GLoRe service (Ray >= 2.55).
 
-The service is a chain of small model calls (draft, ORM, SORM, two refiners, ORM again: DESIGN
-§7), so Serve's per-call overhead is a large share of its CPU on a small machine. Ray's
-throughput-optimized mode sends inter-deployment calls over gRPC and runs user code and the
-router on the replica's own event loop. On 2 cores it cut the ingress CPU per batched request
-from 17-18 ms to 10-13 ms and raised batched throughput from 10.7 to 12.1 requests/s (48
-clients) and from 13.4 to 14.7 (128 clients), medians of 2 rounds each (bench/serve_load.py,
-``--serve-mode`` A/B in one session). Direct ingress stays off: it moves the HTTP port from
-Serve's proxy to the ingress replica, and our clients, tests and `serve deploy` config expect
-the proxy's ``serve.port``.
+The service is a chain of small model calls (draft, ORM, SORM, two refiners, ORM again:
+docs/architecture.md §7), so Serve's per-call overhead is a large share of its CPU on a small
+machine. Ray's throughput-optimized mode sends inter-deployment calls over gRPC and runs user
+code and the router on the replica's own event loop (``bench/serve_load.py --serve-mode``
+measures both modes in one session; the README gives the numbers). Direct ingress stays off: it
+moves the HTTP port from Serve's proxy to the ingress replica, and our clients, tests and `serve
+deploy` config expect the proxy's ``serve.port``.
 
 These are read when Ray's processes import Serve, so they must be in the environment *before*
 Ray starts: ``apply()`` before ``ray.init`` for a local cluster, or on the command line of

@@ -4,13 +4,25 @@ max_new_tokens cap) are checked by the ingress, which knows the config."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # Strict: "0.5" is not a number and "yes" is not a boolean; extra="forbid": an unknown option is an
 # error, not a silently ignored typo.
 _STRICT = ConfigDict(extra="forbid", strict=True)
+# What the validators below enforce, stated in the schema (JSON Schema patterns search, so this one
+# reads: no NUL anywhere, at least one character that is not whitespace).
+_TEXT_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+def _whole_number(value):
+    # JSON Schema's "integer" includes 64.0 (a number with no fractional part), which strict
+    # pydantic would reject; a string or a bool is still refused.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 
 
 class RefineOptions(BaseModel):
@@ -24,8 +36,8 @@ class RefineOptions(BaseModel):
         None, ge=0.0, le=1.0, description="The first step whose (S)ORM score is <= this is marked [BAD].")
     use_orm_for_where: bool | None = Field(
         None, description="Locate the bad step with the ORM instead of the SORM (paper 4.2 ablation).")
-    max_new_tokens: int | None = Field(
-        None, ge=1, description="Generation budget of the student and the refiners (capped by the service).")
+    max_new_tokens: PositiveWholeNumber | None = Field(
+        None, description="Generation budget of the student and the refiners (capped by the service).")
 
 
 class RefineRequest(BaseModel):
@@ -33,9 +45,12 @@ class RefineRequest(BaseModel):
 
     model_config = _STRICT
 
-    question: str = Field(..., description="The problem text.", examples=["Tom has 4 apples and buys 5 more. ..."])
+    question: str = Field(..., description="The problem text: not blank, no NUL; the service caps its length (413).",
+                          examples=["Tom has 4 apples and buys 5 more. ..."], json_schema_extra={"pattern": _TEXT_PATTERN})
     draft: str | None = Field(
-        None, description="A draft solution, one step per line, last line `#### answer`; omitted: the student drafts.")
+        None, description="A draft solution, one step per line, last line `#### answer`; omitted: the student drafts. "
+                          "Not blank, no NUL; the service caps its length (413).",
+        json_schema_extra={"pattern": _TEXT_PATTERN})
     options: RefineOptions = Field(default_factory=RefineOptions)
 
     @field_validator("question")

@@ -1,4 +1,4 @@
-"""Stage ``data``: question tables for train and test (DESIGN §2)."""
+"""Stage ``data``: question tables for train and test (docs/architecture.md §2)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,25 @@ def questions(cfg: Config, split: str) -> list[dict]:
     """The question rows of a finished data stage."""
     require_done(cfg.run.run_dir, NAME)
     return read_table(Path(cfg.run.run_dir) / NAME / f"questions_{split}")
+
+
+def sampled_questions(rows: list[dict], n: int | None, seed: int, purpose: str) -> list[dict]:
+    """``n`` of the question ``rows``, a seeded uniform choice kept in their original order (all
+    of them when ``n`` is None or not smaller): the questions a sampling stage draws from.
+
+    >>> rows = [{"id": str(i)} for i in range(10)]
+    >>> [r["id"] for r in sampled_questions(rows, 3, seed=0, purpose="ei")] == [r["id"] for r in
+    ...     sampled_questions(rows, 3, seed=0, purpose="ei")]
+    True
+    >>> len(sampled_questions(rows, None, 0, "ei")), len(sampled_questions(rows, 4, 0, "orm"))
+    (10, 4)
+    """
+    if n is None or n >= len(rows):
+        return list(rows)
+    import random
+
+    keep = set(random.Random(f"{purpose}/{seed}").sample(range(len(rows)), n))
+    return [row for i, row in enumerate(rows) if i in keep]
 
 
 def tiny_problems(cfg: Config, *splits: str) -> dict:

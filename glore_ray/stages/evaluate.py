@@ -21,34 +21,30 @@ the pure policy (:mod:`glore_ray.decide`) and metrics (:mod:`glore_ray.metrics`)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, StageError, read_table, require_done
+from glore_ray.artifacts import Stage, StageError, require_done
 from glore_ray.config import Config
-from glore_ray.decide.how import global_prompt, local_prompt, local_solution
-from glore_ray.decide.where import value_bad_step
+from glore_ray.decide import how, where
 from glore_ray.metrics import (
     auc,
-    damage_rate,
     final_answer_accuracy,
-    first_error,
     first_error_accuracy,
     first_error_f1,
-    fix_rate,
-    fixed_set,
-    overlap,
+    refinement_report,
     rerank_at_k,
     rerank_by_heuristic,
-    rerank_pick,
     step_accuracy,
     step_auc,
     step_auc_within_position,
 )
 from glore_ray.stages.common import by_question, sample_table, student_checkpoint
 from glore_ray.stages.data import questions, tiny_problems
+from glore_ray.stages.labels import orm_table, sorm_table
 from glore_ray.stages.models import model_checkpoint
+from glore_ray.stages.student import final_round, round_table, rounds_table
 from glore_ray.tasks.grading import is_correct
+from glore_ray.tasks.prompts import student_prompt
 from glore_ray.tasks.steps import split_steps
 
 NAME = "evaluate"
@@ -63,8 +59,8 @@ def run_evaluate(cfg: Config, force: bool = False) -> dict:
     for needed in ("student", "orm_data", "sorm_labels", "refine_data"):
         require_done(run, needed)
     test = {q["id"]: q for q in questions(cfg, "test")}
-    drafts = sorted(read_table(run / "orm_data" / "test_drafts"), key=lambda r: r["question_id"])
-    labels = {r["question_id"]: r for r in read_table(run / "sorm_labels" / "labels_test")}
+    drafts = sorted(orm_table(run, "test_drafts"), key=lambda r: r["question_id"])
+    labels = {r["question_id"]: r for r in sorm_table(run, "labels_test")}
     drafts = [d for d in drafts if d["question_id"] in labels]  # drafts with at least one step
     rms = {k: model_checkpoint(cfg.run.run_dir, f"reward_models/{k}") for k in RMS}
     extras, not_trained = extra_reward_models(cfg)
@@ -126,12 +122,13 @@ def reward_model_tables(cfg, drafts, labels, draft_scores, test) -> dict:
     exact = _exact_labels(cfg, drafts, labels, test)
     out = {}
     for kind, scores in draft_scores.items():
+        located = [where.first_bad_step(s, 0.5) for s in scores]
         row = {"step": step_accuracy(scores, sorm_labels), "final": final_answer_accuracy(scores, correct),
-               "first_error_accuracy": first_error_accuracy([first_error(s) for s in scores], sorm_labels),
+               "first_error_accuracy": first_error_accuracy(located, sorm_labels),
                **threshold_free(scores, correct, exact)}
         if exact is not None:
             row["step_exact"] = step_accuracy(scores, exact)
-            row["first_error_accuracy_exact"] = first_error_accuracy([first_error(s) for s in scores], exact)
+            row["first_error_accuracy_exact"] = first_error_accuracy(located, exact)
         out[kind] = row
     if exact is not None:
         from glore_ray.metrics import label_agreement
@@ -180,8 +177,8 @@ def faithfulness(cfg, run: Path, drafts: list[dict], refinements: list[dict]) ->
         by_kind.setdefault(row["kind"], []).append(row)
     # A verifying rollout continues a prefix of a student sample; its solution is prefix + text.
     rollouts = ({"question_id": r["question_id"], "solution": r["prefix"] + r["text"], "correct": r["correct"]}
-                for r in read_table(run / "sorm_labels" / "rollouts_train"))
-    return {"student_samples": wrong_steps_rate(problems, read_table(run / "orm_data" / "samples"), "text"),
+                for r in sorm_table(run, "rollouts_train"))
+    return {"student_samples": wrong_steps_rate(problems, orm_table(run, "samples"), "text"),
             # ``drafts`` keeps the drafts with a step: every correct one of orm_data/test_drafts.
             "test_drafts": wrong_steps_rate(problems, drafts, "text"),
             "student_rounds": student_faithfulness(run, problems),
@@ -196,16 +193,14 @@ def student_faithfulness(run: Path, problems: dict) -> list[dict]:
     wrong step among them is an unfaithful row the next student learns from)."""
     from glore_ray.tasks.faithfulness import wrong_steps_rate
 
-    student = run / "student"
-    rounds = json.loads((student / "rounds.json").read_text())
     out, previous = [], None
-    for r in (h["round"] for h in rounds):
+    for r in (h["round"] for h in rounds_table(run)):
         row = {"round": r,
-               "test_greedy": wrong_steps_rate(problems, read_table(student / f"round_{r}" / "eval_greedy"), "text"),
-               "test_samples": wrong_steps_rate(problems, read_table(student / f"round_{r}" / "eval_samples"), "text")}
-        if (student / f"round_{r + 1}" / "rollouts").exists():
-            row["train_samples"] = wrong_steps_rate(problems, read_table(student / f"round_{r + 1}" / "rollouts"), "text")
-        dataset = read_table(student / f"round_{r}" / "dataset")
+               "test_greedy": wrong_steps_rate(problems, round_table(run, r, "eval_greedy"), "text"),
+               "test_samples": wrong_steps_rate(problems, round_table(run, r, "eval_samples"), "text")}
+        if (rollouts := round_table(run, r + 1, "rollouts")) is not None:
+            row["train_samples"] = wrong_steps_rate(problems, rollouts, "text")
+        dataset = round_table(run, r, "dataset")
         if previous is not None:  # D_r extends D_{r-1} by position (labeling/expert_iteration.py)
             row["admitted"] = wrong_steps_rate(problems, dataset[previous:], "target")
         out.append(row)
@@ -226,12 +221,11 @@ def student_table(cfg, run: Path, rms: dict[str, str], scorer, test) -> dict:
     """Table 5 rows per EI round, the final student's Rerank@K by the ORM, and App. D's heuristics
     for every reward model in ``rms`` (heuristic ``final`` is Rerank@K: App. F compares the
     contrastive ORM's rerank accuracy with the ORM's)."""
-    rounds = json.loads((run / "student" / "rounds.json").read_text())
-    final = json.loads((run / "student" / "final.json").read_text())["round"]
-    samples = by_question(read_table(run / "student" / f"round_{final}" / "eval_samples"))
+    rounds, final = rounds_table(run), final_round(run)
+    samples = by_question(round_table(run, final, "eval_samples"))
     qids = [q for q in sorted(test) if q in samples]
     per_q = [sorted(samples[q], key=lambda s: s["sample_index"]) for q in qids]
-    prompts = [f"Q: {test[q]['question']}\nA: " for q, ss in zip(qids, per_q) for _ in ss]
+    prompts = [student_prompt(test[q]["question"]) for q, ss in zip(qids, per_q) for _ in ss]
     texts = [s["text"] for ss in per_q for s in ss]
     flat = {kind: _regroup(scorer(path, prompts, _nonempty(texts)), per_q) for kind, path in rms.items()}
     correct = [[bool(s["correct"]) for s in ss] for ss in per_q]
@@ -258,7 +252,8 @@ def _regroup(flat_scores, per_q):
 
 def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, scorer) -> dict:
     """Figure 3, Table 3, Figure 4 and the complementarity of global and local refinement; with
-    ``refine.value_refinement`` also App. J's value refinement."""
+    ``refine.value_refinement`` also App. J's value refinement. Where, rerank and the policy go
+    through :mod:`glore_ray.decide`, the functions the HTTP service calls."""
     from glore_ray.rollout.engine import RolloutRequest
 
     T = cfg.refine.where_threshold
@@ -266,16 +261,16 @@ def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, score
     plans = {"global": {}, "local_sorm": {}, "local_orm": {}, **({"value": {}} if value_on else {})}
     for d, s_sorm, s_orm in zip(drafts, draft_scores["sorm"], draft_scores["orm"]):
         qid, question, draft = d["question_id"], test[d["question_id"]]["question"], labels[d["question_id"]]["solution"]
-        plans["global"][qid] = (global_prompt(question, draft), None)
+        plans["global"][qid] = (how.global_prompt(question, draft), None)
         for kind, scores in (("local_sorm", s_sorm), ("local_orm", s_orm)):
-            bad = first_error(scores, T)
+            bad = where.first_bad_step(scores, T)
             if bad is not None:
-                plans[kind][qid] = (local_prompt(question, draft, bad), bad)
+                plans[kind][qid] = (how.local_prompt(question, draft, bad), bad)
         # App. J: "label the highest value step S_i of each draft using the ORM, placing the [BAD]
         # token as a prefix to S_{i+1}"; a draft whose best step is its last gets no refinement.
-        bad = value_bad_step(s_orm) if value_on else None
+        bad = where.value_bad_step(s_orm) if value_on else None
         if bad is not None:
-            plans["value"][qid] = (local_prompt(question, draft, bad), bad)
+            plans["value"][qid] = (how.local_prompt(question, draft, bad), bad)
     checkpoints = {kind: model_checkpoint(cfg.run.run_dir, f"refiners/{kind}")
                    for kind in ("global", "local", *(("value",) if value_on else ()))}
     solutions = {}
@@ -292,10 +287,10 @@ def refinement_tables(cfg, stage, drafts, labels, draft_scores, test, orm, score
                 solutions[kind][qid] = draft
             else:
                 out = rows[qid]["text"]
-                solutions[kind][qid] = out if kind == "global" else local_solution(draft, plan[qid][1], out)
+                solutions[kind][qid] = out if kind == "global" else how.local_solution(draft, plan[qid][1], out)
     stage.write_table("refinements", [{"question_id": q, "kind": k, "solution": s}
                                       for k, by_q in solutions.items() for q, s in by_q.items()])
-    metrics = refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer)
+    metrics = refinement_metrics(cfg, stage, drafts, labels, draft_scores, solutions, plans, test, orm, scorer)
     if value_on:
         metrics["value"] = value_refinement_summary(metrics, plans["value"], drafts)
     return metrics
@@ -313,37 +308,38 @@ def value_refinement_summary(metrics: dict, plan: dict, drafts: list[dict]) -> d
             "compare": {"local+sorm": metrics["table3"]["local+sorm"], "global": metrics["table3"]["global"]}}
 
 
-def refinement_metrics(cfg, drafts, labels, solutions, test, orm, scorer) -> dict:
+def refinement_metrics(cfg, stage, drafts, labels, draft_scores, solutions, plans, test, orm, scorer) -> dict:
+    """Correctness of every refinement, the ORM's pick among draft + global + local+SORM (Fig. 4),
+    and the served policy's decision per draft (written to ``policy_decisions``), then the pure
+    table math (:func:`glore_ray.metrics.refinement_report`)."""
     ids = [d["question_id"] for d in drafts]
     draft_ok = [bool(d["correct"]) for d in drafts]
     ok = {k: [is_correct(solutions[k][q], test[q]["answer"]) for q in ids] for k in solutions}
     prompts = [labels[q]["prompt"] for q in ids]
-    orm_final = {k: [s[-1] for s in scorer(orm, prompts, _nonempty([solutions[k][q] for q in ids]))]
+    orm_steps = {k: dict(zip(ids, scorer(orm, prompts, _nonempty([solutions[k][q] for q in ids])), strict=True))
                  for k in solutions}
-    orm_final["draft"] = [s[-1] for s in scorer(orm, prompts, [labels[q]["solution"] for q in ids])]
-    fixed = {k: fixed_set(ids, draft_ok, ok[k]) for k in ok}
-    incorrect = [i for i, d in enumerate(draft_ok) if not d]
-
-    def pick(kinds):  # ORM rerank over candidates, the draft first so ties keep it
-        return [[draft_ok, *[ok[k] for k in kinds]][rerank_pick([orm_final["draft"][i]] + [orm_final[k][i] for k in kinds])][i]
-                for i in range(len(ids))]
-
-    def best_of(kinds):  # oracle over refinements
-        return [any(ok[k][i] for k in kinds) for i in range(len(ids))]
-
-    table3 = {"global": fix_rate(draft_ok, ok["global"]),
-              "local+orm": fix_rate(draft_ok, ok["local_orm"]),
-              "local+sorm": fix_rate(draft_ok, ok["local_sorm"]),
-              "global+local+orm": fix_rate(draft_ok, best_of(["global", "local_orm"])),
-              "global+local+sorm": fix_rate(draft_ok, best_of(["global", "local_sorm"]))}
-    figure3 = {k: {"all_drafts": _mean(ok[k]), "incorrect_drafts": _mean([ok[k][i] for i in incorrect]),
-                   "damage_rate": damage_rate(draft_ok, ok[k])} for k in ok}
-    return {"table3": table3, "figure3": figure3,
-            "figure4": {"greedy": _mean(draft_ok),
-                        "rerank_draft_global_local": _mean(pick(["global", "local_sorm"])),
-                        "oracle": _mean([d or g or l for d, g, l in zip(draft_ok, ok["global"], ok["local_sorm"])])},
-            "complementarity": overlap(fixed["global"], fixed["local_sorm"]),
-            "n_incorrect_drafts": len(incorrect)}
+    reranked, decisions = [], []
+    local_kind = "local_orm" if cfg.refine.use_orm_for_where else "local_sorm"
+    for d, s_orm, s_sorm in zip(drafts, draft_scores["orm"], draft_scores["sorm"], strict=True):
+        qid, draft = d["question_id"], labels[d["question_id"]]["solution"]
+        # Fig. 4: every draft refined both ways, the ORM reranks (the local candidate only where
+        # the SORM found a bad step: otherwise it is the draft itself).
+        candidates = [how.make_candidate("draft", draft, s_orm),
+                      how.make_candidate("global", solutions["global"][qid], orm_steps["global"][qid])]
+        if qid in plans["local_sorm"]:
+            candidates.append(how.make_candidate("local", solutions["local_sorm"][qid], orm_steps["local_sorm"][qid]))
+        reranked.append(is_correct(how.rerank(candidates).text, test[qid]["answer"]))
+        # The policy as served: when (ORM gate), where (SORM, or the ORM in the 4.2 ablation), how.
+        plan = how.refine_plan(test[qid]["question"], draft, s_orm, s_orm if cfg.refine.use_orm_for_where else s_sorm,
+                           cfg.refine.when_threshold, cfg.refine.where_threshold)
+        kinds = {"global": "global", "local": local_kind}
+        decision = how.decide(plan, {k: solutions[kinds[k]][qid] for k in plan.prompts},
+                          {k: orm_steps[kinds[k]][qid] for k in plan.prompts})
+        decisions.append({"question_id": qid, "refined": decision.refined, "bad_step": decision.bad_step,
+                          "chosen": decision.chosen.kind, "answer": decision.answer,
+                          "correct": is_correct(decision.chosen.text, test[qid]["answer"])})
+    stage.write_table("policy_decisions", decisions)
+    return refinement_report(ids, draft_ok, ok, reranked, [r["correct"] for r in decisions])
 
 
 def _mean(values) -> float:

@@ -16,29 +16,41 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from glore_ray.artifacts import Stage
+from glore_ray.artifacts import Stage, stage_table
 from glore_ray.config import Config
 from glore_ray.labeling.orm import balanced_orm_rows, orm_rows
 from glore_ray.labeling.scheduler import sorm_labels
 from glore_ray.labeling.sorm import VerifyResult, balance_by_step
 from glore_ray.metrics import label_agreement
 from glore_ray.stages.common import sample_table, student_checkpoint
-from glore_ray.stages.data import questions
+from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.prompts import student_prompt
 
 ORM, SORM = "orm_data", "sorm_labels"
 
 
-def run_orm_data(cfg: Config, force: bool = False) -> dict:
-    from glore_ray.rollout.engine import RolloutRequest
+def orm_table(run_dir, table: str) -> list[dict]:
+    """An orm_data output: ``samples`` (K per train question), ``orm``, ``balanced_orm``, ``test_drafts``."""
+    return stage_table(run_dir, ORM, table)
 
-    stage = Stage(cfg.run.run_dir, ORM, cfg.digest("labels.orm_k", "rollout", "run.seed"), force)
+
+def sorm_table(run_dir, table: str) -> list[dict]:
+    """A sorm_labels output: ``labels_<split>`` (before balancing), ``rollouts_<split>`` (every
+    verifying rollout), ``sorm`` (the balanced training rows)."""
+    return stage_table(run_dir, SORM, table)
+
+
+def run_orm_data(cfg: Config, force: bool = False) -> dict:
+    from glore_ray.rollout.engine import ORM_SAMPLES_ROUND, RolloutRequest
+
+    stage = Stage(cfg.run.run_dir, ORM, cfg.digest("labels.orm_k", "labels.questions", "rollout", "run.seed"), force)
     if stage.done:
         return stage.manifest
     student = student_checkpoint(cfg)
-    train, test = questions(cfg, "train"), questions(cfg, "test")
+    train = sampled_questions(questions(cfg, "train"), cfg.labels.questions, cfg.run.seed, "orm")
+    test = questions(cfg, "test")
     requests = [RolloutRequest(q["id"], student_prompt(q["question"]), n=cfg.labels.orm_k, answer=q["answer"],
-                               round=20_000) for q in train]
+                               round=ORM_SAMPLES_ROUND) for q in train]
     samples = with_question(sample_table(cfg, stage, "samples", student, requests, cfg.student.max_new_tokens), train)
     rows = orm_rows(samples)
     balanced, report = balanced_orm_rows(rows, seed=cfg.run.seed, keep_single_class=cfg.labels.balanced_orm_keep_single_class)
@@ -65,25 +77,22 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     stage = Stage(cfg.run.run_dir, SORM, cfg.digest("labels", "rollout", "run.seed"), force)
     if stage.done:
         return stage.manifest
-    from glore_ray.artifacts import read_table, require_done
-
-    require_done(cfg.run.run_dir, ORM)
+    samples = with_question(orm_table(cfg.run.run_dir, "samples"), questions(cfg, "train"))
     student = student_checkpoint(cfg)
-    orm_dir = stage.dir.parent / ORM
-    samples = with_question(read_table(orm_dir / "samples"), questions(cfg, "train"))
     samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
     train = label_split(cfg, stage, student, "train", samples)
     balanced, masked = (balance_by_step(train["rows"], seed=cfg.run.seed) if cfg.labels.balance
                         else (train["rows"], 0))
     stage.write_table("sorm", balanced)
-    test = label_split(cfg, stage, student, "test", with_question(read_table(orm_dir / "test_drafts"), questions(cfg, "test")))
+    drafts = with_question(orm_table(cfg.run.run_dir, "test_drafts"), questions(cfg, "test"))
+    test = label_split(cfg, stage, student, "test", drafts)
     counts = {"train_solutions": len(train["rows"]), "test_drafts": len(test["rows"]),
               "balanced_masked": masked, "train_stats": train["stats"], "test_stats": test["stats"]}
     if cfg.data.task == "tiny":
         qmap = {q["id"]: q for split in ("train", "test") for q in questions(cfg, split)}
         counts["oracle_agreement_train"] = oracle_agreement(train["rows"], qmap)
         counts["oracle_agreement_test"] = oracle_agreement(test["rows"], qmap)
-    return stage.finish(counts, inputs={"student": student, "orm_data": str(orm_dir)})
+    return stage.finish(counts, inputs={"student": student, "orm_data": str(stage.dir.parent / ORM)})
 
 
 def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: list[dict]) -> dict:
@@ -126,7 +135,7 @@ class SormShardJob:
     """The SORM scheduler on one shard of solutions, verifying with the actor's own generator.
 
     A verifying rollout's seed comes from (question, prefix, sample index) alone, never from the
-    batch it travels in, so the efficient and naive schedulers see the same rollouts (DESIGN §5).
+    batch it travels in, so the efficient and naive schedulers see the same rollouts (docs/architecture.md §5).
     """
 
     labels: object  # LabelConfig

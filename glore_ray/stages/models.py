@@ -2,7 +2,7 @@
 
 Every model starts from the final student's checkpoint (paper 4: all downstream models come
 from the same base; starting from the student gives the tiny world's small models its grasp of
-the format). Reward models get a fresh scalar head (DESIGN §3).
+the format). Reward models get a fresh scalar head (docs/architecture.md §3).
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, StageError, read_table, require_done
+from glore_ray.artifacts import Stage, require_done
 from glore_ray.config import Config
+from glore_ray.stages.labels import orm_table, sorm_table
+from glore_ray.stages.refine_data import refine_table
 
 # sorm_oracle: the SORM's rows with the tiny world's exact labels, an upper bound (docs/faithful-world.md).
 RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle")
@@ -47,23 +49,20 @@ def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
 
 def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict], dict]:
     """(objective, training rows, counts of how the rows were made) of reward model ``kind``."""
-    run = Path(cfg.run.run_dir)
+    run = cfg.run.run_dir
     if kind in ("orm", "balanced_orm"):
-        require_done(run, "orm_data")
-        return "step_bce", read_table(run / "orm_data" / kind), {}
+        return "step_bce", orm_table(run, kind), {}
     if kind == "contrastive_orm":
         from glore_ray.labeling.contrastive import contrastive_pairs
 
-        require_done(run, "orm_data")
-        samples = read_table(run / "orm_data" / "samples")
-        prompts = {r["question_id"]: r["prompt"] for r in read_table(run / "orm_data" / "orm")}
+        samples = orm_table(run, "samples")
+        prompts = {r["question_id"]: r["prompt"] for r in orm_table(run, "orm")}
         samples = [{**s, "prompt": prompts[s["question_id"]]} for s in samples if s["question_id"] in prompts]
         pairs = contrastive_pairs(samples, cfg.labels.orm_k, cfg.run.seed)
         return "pairwise", pairs, {"pairs": len(pairs), "pair_questions": len({p["question_id"] for p in pairs})}
     if kind == "sorm_oracle":
         return "step_bce", *oracle_control(cfg)
-    require_done(run, "sorm_labels")
-    rows = read_table(run / "sorm_labels" / "sorm")
+    rows = sorm_table(run, "sorm")
     if kind == "sorm_filtered":
         rows, report = self_filtered(cfg, rows)
         # Flat keys: the run report's stage table shows a manifest's scalar counts.
@@ -80,11 +79,9 @@ def oracle_control(cfg: Config) -> tuple[list[dict], dict]:
     from glore_ray.labeling.oracle import oracle_rows
     from glore_ray.stages.data import tiny_problems
 
-    run = Path(cfg.run.run_dir)
-    require_done(run, "sorm_labels")
     # labels_train: the rows the ``sorm`` table was balanced from, in its order (stages/labels.py);
     # re-balancing the exact labels with the same seed mirrors what the SORM trained on.
-    rows = read_table(run / "sorm_labels" / "labels_train")
+    rows = sorm_table(cfg.run.run_dir, "labels_train")
     problems = tiny_problems(cfg, "train")
     rows, counts = oracle_rows(rows, problems, seed=cfg.run.seed if cfg.labels.balance else None)
     if not any(label in (0, 1) for r in rows for label in r["labels"]):
@@ -128,12 +125,7 @@ def run_refiner(cfg: Config, kind: str, force: bool = False) -> dict:
     stage = _model_stage(cfg, "refiners", REFINER_KINDS, kind, ("training.refiner", "refine"), force)
     if stage.done:
         return stage.manifest
-    require_done(cfg.run.run_dir, "refine_data")
-    table = Path(cfg.run.run_dir) / "refine_data" / kind
-    if kind == "value" and not table.exists():
-        raise StageError(f"{table}: missing; refine_data ran with refine.value_refinement off. Re-run it "
-                         "(jobs/refine_data.py --force) with the option on")
-    rows = read_table(table)
+    rows = refine_table(cfg.run.run_dir, kind)
     if not rows:
         raise ValueError(f"refiner {kind!r}: refine_data/{kind} is empty")
     result = _fine_tune("lm", rows, student_checkpoint(cfg), stage, cfg.training.refiner, None, cfg.run.seed)

@@ -20,12 +20,12 @@ import json
 import time
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, read_table
+from glore_ray.artifacts import Stage, read_table, require_done
 from glore_ray.config import Config
 from glore_ray.labeling.expert_iteration import converged, next_dataset, sft_rows
 from glore_ray.metrics import maj_at_k, mean_pass_at_k
 from glore_ray.stages.common import by_question, sample_table
-from glore_ray.stages.data import questions
+from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.grading import extract_answer
 from glore_ray.tasks.prompts import one_shot_prompt, student_prompt
 
@@ -47,7 +47,8 @@ def run_student(cfg: Config, force: bool = False) -> dict:
     for r in range(1, cfg.student.max_rounds + 1):
         if converged([h["maj@1"] for h in history], cfg.student.tolerance):
             break
-        samples = ei_samples(cfg, stage, r, history[-1]["checkpoint"], train)
+        pool = sampled_questions(train, cfg.student.ei_questions, cfg.run.seed, "ei")
+        samples = ei_samples(cfg, stage, r, history[-1]["checkpoint"], pool)
         d_prev, counts = next_dataset(d_prev, samples)
         history.append(train_round(cfg, stage, r, base, history[-1]["checkpoint"], d_prev, test, counts))
     best = max(history, key=lambda h: (h["maj@1"], -h["round"]))
@@ -154,14 +155,14 @@ def train_round(cfg: Config, stage: Stage, r: int, base: str, sampler_model: str
 
 def evaluate_student(cfg: Config, stage: Stage, prefix: str, model: str, test: list[dict]) -> dict:
     """Table 5 on the test split: maj@1 (greedy), maj@K and pass@K over K samples."""
-    from glore_ray.rollout.engine import RolloutRequest
+    from glore_ray.rollout.engine import EVAL_SAMPLES_ROUND, RolloutRequest
 
     k = cfg.student.eval_k
     greedy = sample_table(cfg, stage, f"{prefix}/eval_greedy", model,
                           [RolloutRequest(q["id"], student_prompt(q["question"]), answer=q["answer"], greedy=True)
                            for q in test], cfg.student.max_new_tokens)
     sampled = sample_table(cfg, stage, f"{prefix}/eval_samples", model,
-                           [RolloutRequest(q["id"], student_prompt(q["question"]), n=k, answer=q["answer"], round=10_000)
+                           [RolloutRequest(q["id"], student_prompt(q["question"]), n=k, answer=q["answer"], round=EVAL_SAMPLES_ROUND)
                             for q in test], cfg.student.max_new_tokens)
     groups = by_question(sampled)
     per_q = [sorted(groups[q["id"]], key=lambda s: s["sample_index"]) for q in test]
@@ -179,8 +180,23 @@ def print_rounds(history: list[dict]) -> None:
         print(f"{h['round']:>5} {h['dataset']:>7} " + " ".join(f"{h[k]:>8.3f}" for k in keys) + f" {h['seconds']:>8}")
 
 
-def rounds_table(run_dir: str) -> list[dict]:
+def rounds_table(run_dir) -> list[dict]:
+    """The per-round table (Table 5 per round) of a finished student stage."""
+    require_done(run_dir, NAME)
     return json.loads((Path(run_dir) / NAME / "rounds.json").read_text())
+
+
+def final_round(run_dir) -> int:
+    """The EI round the student stage chose as the final student."""
+    require_done(run_dir, NAME)
+    return json.loads((Path(run_dir) / NAME / "final.json").read_text())["round"]
+
+
+def round_table(run_dir, r: int, table: str) -> list[dict] | None:
+    """Table ``table`` of round ``r`` (``dataset``, ``eval_greedy``, ``eval_samples``, and for an
+    EI round ``rollouts``); None when that round has no such table."""
+    path = Path(run_dir) / NAME / f"round_{r}" / table
+    return read_table(path) if path.exists() else None
 
 
 __all__ = ["run_student", "evaluate_student", "rounds_table", "read_table"]

@@ -8,7 +8,7 @@ DEFAULT_SOURCES = {"gsm8k": "openai/gsm8k", "svamp": "ChilleD/SVAMP"}
 
 
 def load_questions(data, split: str, seed: int = 0, skip_bad: bool = False) -> tuple[list[dict], Skipped]:
-    """Question rows (DESIGN §3) of ``split`` for a :class:`~glore_ray.config.DataConfig`."""
+    """Question rows (docs/architecture.md §3) of ``split`` for a :class:`~glore_ray.config.DataConfig`."""
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     cap = data.n_train if split == "train" else data.n_test

@@ -1,7 +1,7 @@
 """The one grader: answer extraction, normalisation and numeric comparison.
 
 Every stage uses it: Expert Iteration filtering, ORM/SORM labels, refinement data, metrics and
-serving. DESIGN §3: take the number after the last ``####``; strip ``$ , %`` and a trailing
+serving. docs/architecture.md §3: take the number after the last ``####``; strip ``$ , %`` and a trailing
 period; compare numerically so ``18 == 18.0``, ``1,000 == 1000`` and ``0.5 == 1/2``.
 
 Fallback when there is no ``####`` (documented and tested): the last number in the text, but

@@ -1,4 +1,4 @@
-"""Prompt formats shared by every stage (DESIGN §3). Refiner prompts live with the policy in
+"""Prompt formats shared by every stage (docs/architecture.md §3). Refiner prompts live with the policy in
 :mod:`glore_ray.decide.how`."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Steps, prefixes, intermediate results and the consistency constraint (DESIGN §3, paper 3.1).
+"""Steps, prefixes, intermediate results and the consistency constraint (docs/architecture.md §3, paper 3.1).
 
 A solution is one step per non-empty line; the ``#### N`` answer line is the last step. Prefix
-P_i is steps 1..i (1-based in the paper, 0-based here: ``prefixes(s)[i]`` ends with step i).
+P_i is steps 1..i (1-based in the paper, 0-based here: ``join_steps(split_steps(s)[: i + 1])``).
 
 >>> split_steps("2 + 3 = 5\\n\\n5 * 4 = 20\\n#### 20")
 ['2 + 3 = 5', '5 * 4 = 20', '#### 20']
@@ -31,12 +31,6 @@ def split_steps(solution: str) -> list[str]:
 def join_steps(steps: list[str]) -> str:
     """Inverse of :func:`split_steps`: one step per line, each line newline-terminated."""
     return "".join(step + "\n" for step in steps)
-
-
-def prefixes(solution: str) -> list[str]:
-    """P_0..P_{L-1} as text, each ending in a newline (the point a rollout continues from)."""
-    steps = split_steps(solution)
-    return [join_steps(steps[: i + 1]) for i in range(len(steps))]
 
 
 def is_answer_step(step: str) -> bool:

@@ -1,4 +1,4 @@
-"""The tiny world: GSM8K-shaped word problems whose computation graph is known (DESIGN §8).
+"""The tiny world: GSM8K-shaped word problems whose computation graph is known (docs/architecture.md §8).
 
 Each problem is a small DAG of integer operations over numbers stated in the question. A
 solution writes one operation per line, ``a op b = c``, then ``#### answer``. Because the graph is
@@ -130,7 +130,7 @@ _MUL = {2: "doubles the {item}", 3: "triples the {item}",
         **{k: f"ends up with {k} times as many {{item}}" for k in range(4, 10)}}
 MAX_MISSES = 2000  # draws in a row without a new problem before generation gives up
 # Terse clauses: the same graph in about half the tokens, so a tiny model spends its capacity on
-# the arithmetic rather than on finding the numbers in a long story (DESIGN §8).
+# the arithmetic rather than on finding the numbers in a long story (docs/architecture.md §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
           2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)}}
 

@@ -1,6 +1,6 @@
 """Rows -> token ids -> micro-batches: the one place where training text is tokenised and collated.
 
-Three row formats, one per objective (DESIGN §3, §6):
+Three row formats, one per objective (docs/architecture.md §3, §6):
 
 - ``lm``: ``{"prompt", "target"}``; loss on the target tokens only, EOS appended to the target.
 - ``step_bce``: ``{"prompt", "solution", "labels"}``; one label per step of ``split_steps(solution)``
@@ -27,17 +27,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from glore_ray.tasks.steps import join_steps, split_steps
+from glore_ray.labeling.sorm import IGNORE_STEP
+from glore_ray.models.tokenizer import prompt_ids, step_token_positions
+from glore_ray.tasks.steps import split_steps
 
 OBJECTIVES = ("lm", "step_bce", "pairwise")
 REQUIRED_KEYS = {"lm": ("prompt", "target"), "step_bce": ("prompt", "solution", "labels"),
                  "pairwise": ("prompt", "chosen", "rejected")}
-IGNORE = -100  # label value torch's cross entropy skips
+IGNORE_INDEX = -100  # a token label torch's cross entropy skips (off-target tokens of lm rows)
 
 
 @dataclass
 class Example:
-    """One tokenised row. ``input_ids`` [T]; for ``lm`` ``labels`` [T] (IGNORE off-target); for
+    """One tokenised row. ``input_ids`` [T]; for ``lm`` ``labels`` [T] (IGNORE_INDEX off-target); for
     ``step_bce`` ``positions``/``step_labels`` [S]; ``pairwise`` holds two sequences."""
 
     input_ids: list[int]
@@ -70,7 +72,7 @@ def validate_row(row: dict, objective: str, where: str) -> None:
         raise ValueError(f"{where}: solution has no steps")
     if len(labels) != len(steps):
         raise ValueError(f"{where}: {len(labels)} labels but the solution has {len(steps)} steps")
-    bad = [v for v in labels if v not in (-1, 0, 1)]
+    bad = [v for v in labels if v not in (IGNORE_STEP, 0, 1)]
     if bad:
         raise ValueError(f"{where}: labels must be 0, 1 or -1 (ignore), got {bad[:3]}")
 
@@ -122,33 +124,13 @@ def deterministic_shard(read_rows: Callable[[], Iterable[dict]], rank: int, worl
 # Tokenisation
 
 
-def step_token_positions(tokenizer, solution: str) -> tuple[list[int], list[int]]:
-    """Token ids of ``join_steps(split_steps(solution))`` and, per step, the index of the token
-    covering the newline that ends it (offset mapping: robust to merged "\\n" tokens)."""
-    text = join_steps(split_steps(solution))
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    newline_chars = [i for i, ch in enumerate(text) if ch == "\n"]
-    positions, t = [], 0
-    for c in newline_chars:
-        while t < len(enc["offset_mapping"]) and enc["offset_mapping"][t][1] <= c:
-            t += 1
-        if t == len(enc["offset_mapping"]):
-            raise ValueError(f"no token covers the newline at char {c} of {text!r}")
-        positions.append(t)
-    return list(enc["input_ids"]), positions
-
-
-def prompt_ids(tokenizer, prompt: str) -> list[int]:
-    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-
-
 def _encode_lm(row, tok, max_len) -> tuple[Example | None, bool]:
     p = prompt_ids(tok, row["prompt"])
     t = list(tok(row["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
-    ids, labels = p + t, [IGNORE] * len(p) + t
+    ids, labels = p + t, [IGNORE_INDEX] * len(p) + t
     cut = len(ids) > max_len
     ids, labels = ids[:max_len], labels[:max_len]
-    if all(v == IGNORE for v in labels):
+    if all(v == IGNORE_INDEX for v in labels):
         return None, True
     return Example(input_ids=ids, labels=labels), cut
 
@@ -164,7 +146,7 @@ def _encode_steps(prompt, solution, tok, max_len) -> tuple[list[int], list[int],
 def _encode_step_bce(row, tok, max_len):
     ids, positions, keep, cut = _encode_steps(row["prompt"], row["solution"], tok, max_len)
     labels = [int(row["labels"][i]) for i in keep]
-    if not any(v != -1 for v in labels):
+    if not any(v != IGNORE_STEP for v in labels):
         return None, cut  # nothing to learn: every kept step is ignored
     return Example(input_ids=ids, positions=positions, step_labels=labels), cut
 
@@ -264,10 +246,10 @@ def collate(examples: list[Example], objective: str, pad_id: int) -> dict:
     ids = _pad([e.input_ids for e in examples], pad_id)
     batch = {"input_ids": ids, "attention_mask": _pad([[1] * len(e.input_ids) for e in examples], 0)}
     if objective == "lm":
-        batch["labels"] = _pad([e.labels for e in examples], IGNORE)
+        batch["labels"] = _pad([e.labels for e in examples], IGNORE_INDEX)
     else:
         batch["positions"] = _pad([e.positions for e in examples], 0)
-        batch["step_labels"] = _pad([e.step_labels for e in examples], -1)
+        batch["step_labels"] = _pad([e.step_labels for e in examples], IGNORE_STEP)
     return batch
 
 

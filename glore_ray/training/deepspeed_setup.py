@@ -1,7 +1,7 @@
 """Everything DeepSpeed, in one module (STYLE: fast-moving APIs wrapped once).
 
 On CPU: gloo, fp32 and a plain ``torch.optim.AdamW`` (DeepSpeed's CPU-Adam needs a ~100 s C++
-build, DESIGN §10). On GPU: bf16 and fused AdamW. ZeRO stage, micro batch and accumulation come
+build, docs/architecture.md §10). On GPU: bf16 and fused AdamW. ZeRO stage, micro batch and accumulation come
 from :class:`~glore_ray.config.TrainConfig`.
 """
 

@@ -1,4 +1,4 @@
-"""The training loop each Ray Train worker runs (DESIGN §6): one loop for every objective.
+"""The training loop each Ray Train worker runs (docs/architecture.md §6): one loop for every objective.
 
 The worker reads its shard of the Ray Data rows, tokenises it (``data.py``), builds a seeded,
 length-bucketed stream of micro-batches, and trains a DeepSpeed engine (``deepspeed_setup.py``)
@@ -29,8 +29,9 @@ HF_DIR, STATE_FILE, DS_DIR = "hf", "trainer_state.json", "ds"
 
 def load_model(init_path: str, reward_head: bool, seed: int):
     """(model to train, tokenizer): a token classifier for reward models, else a causal LM."""
-    from glore_ray.models.loading import load_causal_lm, load_tokenizer
+    from glore_ray.models.loading import load_causal_lm
     from glore_ray.models.reward import RewardModel, is_reward_checkpoint
+    from glore_ray.models.tokenizer import load_tokenizer
 
     torch.manual_seed(seed)
     if not reward_head:

@@ -1,4 +1,4 @@
-"""The three training objectives (DESIGN §6) and the learning-rate schedule (paper Table 4).
+"""The three training objectives (docs/architecture.md §6) and the learning-rate schedule (paper Table 4).
 
 Each loss takes model outputs and a collated batch (see :func:`glore_ray.training.data.collate`)
 and returns a scalar tensor plus the numbers a metric line needs.
@@ -11,18 +11,18 @@ import math
 import torch
 import torch.nn.functional as F
 
-from glore_ray.training.data import IGNORE
+from glore_ray.training.data import IGNORE_INDEX
 
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Next-token cross entropy on target tokens only (student SFT/EI, refiners).
 
-    logits [B, T, V], labels [B, T] with IGNORE off-target; position t predicts labels[t + 1].
+    logits [B, T, V], labels [B, T] with IGNORE_INDEX off-target; position t predicts labels[t + 1].
     """
     shift_logits = logits[:, :-1].float()  # [B, T-1, V]
     shift_labels = labels[:, 1:]  # [B, T-1]
     return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                           ignore_index=IGNORE)
+                           ignore_index=IGNORE_INDEX)
 
 
 def gather_steps(scores: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -31,7 +31,7 @@ def gather_steps(scores: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 def step_bce_loss(scores: torch.Tensor, positions: torch.Tensor, step_labels: torch.Tensor):
-    """BCE on step positions (ORM/SORM, DESIGN §3); label -1 is ignored (padding or SORM balance).
+    """BCE on step positions (ORM/SORM, docs/architecture.md §3); label -1 is ignored (padding or SORM balance).
 
     scores [B, T] (logits), positions/step_labels [B, S]. Returns (loss, correct, counted).
     """

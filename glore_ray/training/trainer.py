@@ -1,4 +1,4 @@
-"""``fine_tune``: the one training entry point every stage calls (DESIGN §6).
+"""``fine_tune``: the one training entry point every stage calls (docs/architecture.md §6).
 
     result = fine_tune("step_bce", rows, init_path=student_dir, out_dir=run/"sorm", train_cfg=cfg.training.rm)
 

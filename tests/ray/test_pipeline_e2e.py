@@ -198,9 +198,10 @@ def _without_stage_timings(report: str) -> str:
 
 
 def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
-    """The trained checkpoints behind real HTTP (DESIGN §7): the service's draft of a test question
+    """The trained checkpoints behind real HTTP (docs/architecture.md §7): the service's draft of a test question
     is the evaluation's greedy draft of it, the same text, because both decode through the same
-    rollout layer; the trace scores it with the run's ORM."""
+    rollout layer; the trace scores it with the run's ORM; and on evaluation's drafts the service
+    decides what evaluation's policy column measured (both call glore_ray.decide)."""
     import requests
     import serve_models
     from ray import serve
@@ -225,3 +226,17 @@ def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
             assert body["candidates"][0]["kind"] == "draft" and body["draft_source"] == "student"
             assert body["candidates"][0]["text"] == drafts[q["id"]]["text"], q["id"]
             assert 0.0 <= body["draft_score"] <= 1.0 and body["answer"] == body["chosen"]["answer"]
+        # The policy: given evaluation's draft, the service makes evaluation's decision (refined or
+        # not, the bad step, the chosen candidate and its answer), refined drafts first.
+        run = Path(cfg.run.run_dir)
+        decisions = read_table(run / "evaluate" / "policy_decisions")
+        solutions = {r["question_id"]: r["solution"] for r in read_table(run / "sorm_labels" / "labels_test")}
+        test = {q["id"]: q for q in read_table(run / "data" / "questions_test")}
+        for d in sorted(decisions, key=lambda d: (not d["refined"], d["question_id"]))[:3]:
+            r = requests.post(f"{url}/v1/refine", timeout=120, json={
+                "question": test[d["question_id"]]["question"], "draft": solutions[d["question_id"]],
+                "options": {"max_new_tokens": cfg.refine.max_new_tokens}})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            served = {k: body[k] for k in ("refined", "bad_step", "answer")} | {"chosen": body["chosen"]["kind"]}
+            assert served == {k: d[k] for k in ("refined", "bad_step", "answer", "chosen")}, d["question_id"]

@@ -1,4 +1,4 @@
-"""The GLoRe service over real HTTP through real Ray Serve (DESIGN §7, issue 8).
+"""The GLoRe service over real HTTP through real Ray Serve (docs/architecture.md §7, issue 8).
 
 One application is deployed for the module on 127.0.0.1 and a free port: a real tiny Llama
 (random init) drafts and refines locally, a deterministic arithmetic verifier plays ORM and SORM,

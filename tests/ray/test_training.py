@@ -122,8 +122,8 @@ def test_pairwise_rm_prefers_chosen(ray_cluster, tiny_lm_dir, tmp_path):
                        eval_rows=held_out)
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
     rm = load_reward_model(result.checkpoint)
-    chosen = rm.score_final([r["prompt"] for r in held_out], [r["chosen"] for r in held_out])
-    rejected = rm.score_final([r["prompt"] for r in held_out], [r["rejected"] for r in held_out])
+    chosen = [s[-1] for s in rm.score_steps([r["prompt"] for r in held_out], [r["chosen"] for r in held_out])]
+    rejected = [s[-1] for s in rm.score_steps([r["prompt"] for r in held_out], [r["rejected"] for r in held_out])]
     assert sum(c > r for c, r in zip(chosen, rejected)) >= 0.9 * len(held_out)
     assert result.eval["eval_accuracy"] >= 0.9
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from glore_ray.models.tokenizer import step_token_positions
 from glore_ray.tasks.steps import split_steps
 from glore_ray.training.data import (
-    IGNORE,
+    IGNORE_INDEX,
     collate,
     encode_rows,
     micro_batch_order,
     micro_batch_stream,
     padding_fraction,
-    step_token_positions,
     validate_rows,
 )
 
@@ -49,7 +49,7 @@ def test_step_positions_survive_newline_merged_into_a_token():
 def test_lm_rows_mask_the_prompt_and_end_in_eos(tiny_tokenizer):
     (ex,), cut = encode_rows([{"prompt": PROMPT, "target": SOLUTION}], "lm", tiny_tokenizer, 256)
     n_prompt = len(tiny_tokenizer(PROMPT)["input_ids"])
-    assert cut == 0 and ex.labels[:n_prompt] == [IGNORE] * n_prompt
+    assert cut == 0 and ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
     assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:] and ex.input_ids[-1] == tiny_tokenizer.eos_token_id
 
 

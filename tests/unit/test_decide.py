@@ -14,8 +14,6 @@ from glore_ray.decide import (
     local_prompt,
     local_solution,
     make_candidate,
-    mark_bad_step,
-    oracle_rerank,
     refine_plan,
     rerank,
     should_refine,
@@ -58,23 +56,16 @@ def test_first_bad_step_threshold_and_ties():
     assert first_bad_step([0.9, math.nan, 0.1], 0.5) == 1
 
 
-def test_mark_bad_step_inserts_token_and_keeps_everything_else():
-    marked = mark_bad_step(DRAFT, 1)
-    assert marked == "4 + 5 = 9\n[BAD]9 * 3 = 28\n28 - 2 = 26\n#### 26"
-    assert marked.replace(BAD_TOKEN, "", 1) == DRAFT
-    assert mark_bad_step(DRAFT, 3).endswith("\n[BAD]#### 26")
-
-
-def test_mark_bad_step_counts_steps_not_lines():
-    draft = "\n4 + 5 = 9\n\n  9 * 3 = 28\n#### 28\n"
-    assert mark_bad_step(draft, 1) == "\n4 + 5 = 9\n\n[BAD]  9 * 3 = 28\n#### 28\n"
+def test_local_prompt_marks_the_bad_step_and_keeps_the_others():
+    marked = local_prompt("Q?", DRAFT, 1)
+    assert marked == "Q: Q?\nDraft:\n4 + 5 = 9\n[BAD]9 * 3 = 28\n28 - 2 = 26\n#### 26\nRefinement:\n"
+    assert marked.replace(BAD_TOKEN, "", 1) == global_prompt("Q?", DRAFT)
+    assert local_prompt("Q?", DRAFT, 3).endswith("\n[BAD]#### 26\nRefinement:\n")
 
 
 @pytest.mark.parametrize("index", [-1, 4, 99, True, "1"])
-def test_mark_bad_step_rejects_indices_outside_the_draft(index):
+def test_local_prompt_rejects_indices_outside_the_draft(index):
     with pytest.raises(ValueError, match="out of range for a draft of 4 steps"):
-        mark_bad_step(DRAFT, index)
-    with pytest.raises(ValueError, match="out of range"):
         local_prompt("Q?", DRAFT, index)
 
 
@@ -129,13 +120,6 @@ def test_rerank_skips_answerless_candidates_unless_none_has_one():
 
 def test_rerank_puts_nan_scores_last():
     assert rerank([make_candidate("draft", "#### 1", [math.nan]), make_candidate("local", "#### 2", [0.0])]).kind == "local"
-
-
-def test_oracle_rerank_first_correct_else_reranked():
-    cands = [make_candidate("draft", "#### 26", [0.9]), make_candidate("global", "#### 25", [0.1]),
-             make_candidate("local", "#### 25.0", [0.2])]
-    assert oracle_rerank(cands, "25").kind == "global"
-    assert oracle_rerank(cands, "7").kind == "draft"
 
 
 def test_candidate_kind_is_checked():

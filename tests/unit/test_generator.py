@@ -8,12 +8,12 @@ from rollout_support import EOS_PROMPT, EOS_TEXT, memorised_lm_dir, memorised_pr
 
 from glore_ray.config import RolloutConfig
 from glore_ray.rollout import hf_engine
+from glore_ray.rollout.backends import load_generator
 from glore_ray.rollout.engine import (
     RolloutError,
     RolloutRequest,
     answer_line_end,
     cut_at_answer,
-    load_generator,
     request_seeds,
     rollout_seed,
 )

@@ -1,4 +1,4 @@
-"""The one grader (DESIGN §3): extraction, normalisation, numeric comparison."""
+"""The one grader (docs/architecture.md §3): extraction, normalisation, numeric comparison."""
 
 import pytest
 

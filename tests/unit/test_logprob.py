@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glore_ray.models.logprob import step_mean_logprobs
-from glore_ray.training.data import prompt_ids, step_token_positions
+from glore_ray.models.tokenizer import prompt_ids, step_token_positions
 
 PROMPTS = ["Q: Ava has 12 apples, then gets 5 more. How many apples now?\nA: ",
            "Q: Ben has 7 coins.\nA: ",

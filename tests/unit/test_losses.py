@@ -7,14 +7,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from glore_ray.training.data import IGNORE
+from glore_ray.training.data import IGNORE_INDEX
 from glore_ray.training.losses import cosine_lr, masked_lm_loss, pairwise_loss, step_bce_loss, total_optimizer_steps
 
 
 def test_lm_loss_counts_target_tokens_only():
     torch.manual_seed(0)
     logits = torch.randn(1, 5, 7)
-    labels = torch.tensor([[IGNORE, IGNORE, 3, 4, 1]])
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 3, 4, 1]])
     expected = F.cross_entropy(logits[0, 1:4], torch.tensor([3, 4, 1]))
     assert torch.allclose(masked_lm_loss(logits, labels), expected)
     changed = logits.clone()

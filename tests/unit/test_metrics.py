@@ -9,6 +9,7 @@ from itertools import combinations
 import pytest
 
 from glore_ray import metrics as m
+from glore_ray.decide.where import first_bad_step
 
 
 def test_majority_vote_normalises_and_breaks_ties_by_first_occurrence():
@@ -45,7 +46,7 @@ def test_rerank_at_k_takes_top_score_first_on_ties():
     correct = [[False, True, False], [True, False, False]]
     assert m.rerank_at_k(scores, correct, k=3) == 1.0
     assert m.rerank_at_k(scores, correct, k=1) == 0.5
-    assert m.rerank_pick([0.3, 0.8, 0.8]) == 1
+    assert m.rerank_at_k([[float("nan"), 0.1]], [[True, False]], k=2) == 0.0  # NaN ranks lowest
 
 
 def test_step_and_final_accuracy_with_error_rates():
@@ -62,9 +63,7 @@ def test_step_and_final_accuracy_with_error_rates():
 
 
 def test_first_error_location_accuracy():
-    assert m.first_error([0.9, 0.5, 0.1], threshold=0.5) == 1
-    assert m.first_error([0.9, 0.8]) is None
-    predicted = [m.first_error(s) for s in ([0.9, 0.3, 0.2], [0.2, 0.9], [0.9, 0.9])]
+    predicted = [first_bad_step(s, 0.5) for s in ([0.9, 0.3, 0.2], [0.2, 0.9], [0.9, 0.9])]
     assert m.first_error_accuracy(predicted, [[1, 0, 0], [1, 0], [1, 1]]) == pytest.approx(2 / 3)
 
 
@@ -174,3 +173,20 @@ def test_first_error_f1_is_processbenchs_harmonic_mean():
     assert m.first_error_f1([[0.9, 0.6]], [[1, 0]], threshold=0.6)["erroneous"] == 1.0
     assert math.isnan(m.first_error_f1([[0.9]], [[1]])["f1"])  # no erroneous solution: undefined
     assert (m.first_error_f1([[0.9]], [[1]])["n_erroneous"], m.first_error_f1([[0.9]], [[1]])["n_clean"]) == (0, 1)
+
+
+def test_refinement_report_tables_by_hand():
+    ids = ["a", "b", "c", "d"]
+    draft = [False, False, True, True]
+    refined = {"global": [True, False, True, False],  # fixes a, damages d
+               "local_orm": [False, False, True, True],
+               "local_sorm": [False, True, True, True]}  # fixes b
+    r = m.refinement_report(ids, draft, refined, reranked_ok=[True, False, True, True], policy_ok=[True, True, True, False])
+    assert r["table3"] == {"global": 0.5, "local+orm": 0.0, "local+sorm": 0.5, "global+local+orm": 0.5,
+                           "global+local+sorm": 1.0}
+    assert r["figure3"]["global"] == {"all_drafts": 0.5, "incorrect_drafts": 0.5, "damage_rate": 0.5}
+    assert r["figure4"] == {"greedy": 0.5, "rerank_draft_global_local": 0.75, "oracle": 1.0, "policy": 0.75}
+    assert r["complementarity"]["jaccard"] == 0.0 and r["complementarity"]["union"] == 2
+    assert r["n_incorrect_drafts"] == 2
+    with pytest.raises(ValueError, match="policy_ok"):
+        m.refinement_report(ids, draft, refined, [True] * 4, [True])

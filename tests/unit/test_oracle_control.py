@@ -8,7 +8,7 @@ import pytest
 from glore_ray.artifacts import Stage
 from glore_ray.config import load_config
 from glore_ray.labeling.oracle import oracle_rows
-from glore_ray.labeling.sorm import IGNORE, balance_by_step
+from glore_ray.labeling.sorm import IGNORE_STEP, balance_by_step
 from glore_ray.tasks.tiny_world import exact_step_labels, generate_problems
 
 SEED = 3
@@ -53,7 +53,7 @@ def test_oracle_rows_replace_only_the_labels_and_balance_like_the_sorm():
     for step in range(max(len(r["labels"]) for r in balanced)):  # balanced: equal classes at every step
         at = [r["labels"][step] for r in balanced if len(r["labels"]) > step]
         assert at.count(1) == at.count(0)
-    assert all(label in (0, 1, IGNORE) for r in balanced for label in r["labels"])
+    assert all(label in (0, 1, IGNORE_STEP) for r in balanced for label in r["labels"])
 
 
 def test_oracle_rows_reject_a_row_whose_labels_do_not_match_its_steps():

@@ -12,7 +12,7 @@ from glore_ray.decide import how
 from glore_ray.decide.where import highest_value_step, value_bad_step
 from glore_ray.labeling.contrastive import contrastive_pairs
 from glore_ray.labeling.refine_pairs import value_triples
-from glore_ray.labeling.sorm import IGNORE, self_filter
+from glore_ray.labeling.sorm import IGNORE_STEP, self_filter
 
 PROMPT = "Q: Ava has 5 pens. She buys 3, loses 2, then buys 4. How many?\nA: "
 QUESTION = "Ava has 5 pens. She buys 3, loses 2, then buys 4. How many?"
@@ -44,18 +44,18 @@ def test_contrastive_pairs_use_each_solution_once_up_to_the_smaller_class():
 
 def test_self_filter_drops_each_disagreeing_step_label_and_empty_rows():
     rows = [{"question_id": "a", "labels": [1, 1, 0, 0]},
-            {"question_id": "b", "labels": [IGNORE, 0]},
+            {"question_id": "b", "labels": [IGNORE_STEP, 0]},
             {"question_id": "c", "labels": [1, 0, 1]}]
     scores = [[0.9, 0.2, 0.5, 0.1],  # step 1 disagrees; 0.5 is not > 0.5, so l' = 0 agrees at step 2
               [0.1, 0.7],  # the only label disagrees: the row goes
               [0.8, 0.3]]  # cut at the context: step 2 has no verdict and keeps its label
     kept, report = self_filter(rows, scores)
-    assert kept == [{"question_id": "a", "labels": [1, IGNORE, 0, 0]}, {"question_id": "c", "labels": [1, 0, 1]}]
+    assert kept == [{"question_id": "a", "labels": [1, IGNORE_STEP, 0, 0]}, {"question_id": "c", "labels": [1, 0, 1]}]
     assert rows[0]["labels"] == [1, 1, 0, 0]  # inputs untouched
     assert report.as_dict() == {"rows_in": 3, "rows_kept": 2, "rows_dropped": 1, "rows_unlabelled": 0,
                                 "labels_in": 8, "labels_kept": 6, "labels_dropped": 2}
     assert report.rows_kept + report.rows_dropped == len(rows)
-    masked = [{"question_id": "d", "labels": [IGNORE, IGNORE]}]  # balancing left it nothing to train on
+    masked = [{"question_id": "d", "labels": [IGNORE_STEP, IGNORE_STEP]}]  # balancing left it nothing to train on
     assert self_filter(masked, [[0.5, 0.5]])[1].as_dict() == {
         "rows_in": 1, "rows_kept": 0, "rows_dropped": 1, "rows_unlabelled": 1,
         "labels_in": 0, "labels_kept": 0, "labels_dropped": 0}

@@ -1,10 +1,9 @@
-"""Steps, intermediate results and the consistency constraint (DESIGN §3, paper 3.1)."""
+"""Steps, intermediate results and the consistency constraint (docs/architecture.md §3, paper 3.1)."""
 
 from glore_ray.tasks.steps import (
     is_consistent,
     join_steps,
     mentions_number,
-    prefixes,
     split_steps,
     step_result,
     unused_results,
@@ -13,12 +12,11 @@ from glore_ray.tasks.steps import (
 GSM = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
 
 
-def test_split_and_prefixes():
+def test_split_and_join_steps():
     assert split_steps(GSM)[-1] == "#### 72"
     assert len(split_steps("a\n\n  \nb\n")) == 2
-    p = prefixes(GSM)
-    assert len(p) == 3 and p[0].endswith("clips in May.\n") and p[-1].endswith("#### 72\n")
-    assert join_steps(split_steps(GSM)) == p[-1]
+    joined = join_steps(split_steps(GSM))
+    assert joined.count("\n") == 3 and joined.endswith("#### 72\n") and split_steps(joined) == split_steps(GSM)
 
 
 def test_step_result_priority():

@@ -1,4 +1,4 @@
-"""The tiny world's oracle against an independent brute force (DESIGN §8, issue 2)."""
+"""The tiny world's oracle against an independent brute force (docs/architecture.md §8, issue 2)."""
 
 import itertools
 import random
