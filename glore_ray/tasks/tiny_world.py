@@ -63,6 +63,7 @@ class TinyWorldConfig:
     # Two-digit ranges make a step the student cannot master beside ones it does (docs/faithful-world.md).
     product_k_range: tuple[int, int] | None = None
     product_m_range: tuple[int, int] | None = None
+    max_products: int | None = None  # at most this many product sub-steps a problem (None: no cap)
     ops: tuple[str, ...] = ("+", "-", "*")
     style: str = "story"  # story: a sentence per operation; terse: one sentence of short clauses
 
@@ -77,6 +78,8 @@ class TinyWorldConfig:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"tiny_world.{name}: need 0 < lo <= hi, got {(lo, hi)}")
+        if self.max_products is not None and self.max_products < 0:
+            raise ValueError(f"tiny_world.max_products must be >= 0 (or null: no cap), got {self.max_products}")
         if unknown := set(self.ops) - set(OPS):
             raise ValueError(f"tiny_world.ops: unknown operations {sorted(unknown)}; known: {sorted(OPS)}")
 
@@ -170,15 +173,17 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
     used = {total}  # every number stated or computed so far
     nodes: list[Node] = []
     sentences = [f"{name} has {total} {item}" + ("" if terse else ".")]
-    current = Operand(const=total)
+    current, n_products = Operand(const=total), 0
     for _ in range(rng.randint(config.min_ops, config.max_ops)):
         amounts = {op: _amounts(op, total, used, config) for op in config.ops}
         ops = [op for op in config.ops if amounts[op]]
         if not ops:
             return None
         op = rng.choice(ops)
-        products = _products(op, total, used, config) if op != "*" and rng.random() < config.p_product else []
+        room = config.max_products is None or n_products < config.max_products
+        products = _products(op, total, used, config) if op != "*" and room and rng.random() < config.p_product else []
         if products:
+            n_products += 1
             k, m = rng.choice(products)
             nodes.append(Node("*", Operand(const=k), Operand(const=m), k * m))
             right, amount = Operand(ref=len(nodes) - 1), k * m

@@ -279,3 +279,17 @@ def test_product_ranges_make_two_digit_packs_and_leave_the_default_world_alone()
     assert generate_problems(50, seed=3, config=explicit) == generate_problems(50, seed=3)
     with pytest.raises(ValueError, match="product_k_range"):
         TinyWorldConfig(product_k_range=(5, 2))
+
+
+def test_max_products_caps_the_product_sub_steps_of_a_problem():
+    def n_products(p):
+        return sum(1 for i, n in enumerate(p.nodes) if i in {m.right.ref for m in p.nodes})
+
+    world = dict(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 19), add_range=(1, 19), mul_range=(2, 3),
+                 max_value=499, p_product=0.4, product_k_range=(3, 9), product_m_range=(11, 49), style="terse")
+    free = generate_problems(300, seed=0, config=TinyWorldConfig(**world))
+    capped = generate_problems(300, seed=0, config=TinyWorldConfig(**world, max_products=1))
+    assert max(map(n_products, free)) >= 2 and max(map(n_products, capped)) == 1
+    assert sum(n_products(p) == 1 for p in capped) > 100
+    assert all(first_invalid_step(p, p.reference) is None for p in capped)
+    assert generate_problems(50, seed=3, config=TinyWorldConfig(max_products=None)) == generate_problems(50, seed=3)
