@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve_load.py                       # 48 clients x batch 16, 128 x 64; 2 rounds
     .venv/bin/python bench/serve_load.py --loads 96x32 --serve-mode default
+    .venv/bin/python bench/serve_load.py --route score           # POST /v1/score (ORM + SORM only)
 
 Deploys the app once on a local Ray (one replica per model, real tiny models: a random-init tiny
 Llama generates, RewardModel heads on it score). Each load (``--loads CLIENTSxBATCH,...``) runs a
@@ -15,7 +16,9 @@ every stage runs; half the requests bring a draft (exercising SORM + both refine
 student draft. Reports throughput, p50/p99 latency, errors, each stage's share of latency, the
 mean batch size per deployment and each process's CPU per request, then a table of medians per
 load; writes bench/results/serve_load.json. Serve runs throughput-optimized, as jobs/serve.py
-runs it (``--serve-mode default`` for Serve's defaults).
+runs it (``--serve-mode default`` for Serve's defaults). ``--route score`` drives the step-scoring
+endpoint instead (each request one solution, half of them with a wrong first step): only the ORM
+and SORM deployments work, and its results go to bench/results/serve_load_score.json.
 Bounded: at most 120 s of warm-up and 120 s per window, loopback only.
 """
 
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-STAGES = ("draft", "orm_draft", "where", "refine", "orm_refinements")
+STAGES = {"refine": ("draft", "orm_draft", "where", "refine", "orm_refinements"), "score": ("score",)}
 MODELS = ("Student", "ORM", "SORM", "GlobalRefiner", "LocalRefiner")
 
 
@@ -63,23 +66,24 @@ def tiny_scorer(path: str, seed: int):
     return GroupedScorer(RewardModel.from_causal_lm(path, seed=seed).eval())  # as load_reward_scorer serves one
 
 
-def requests_pool(n: int) -> list[dict]:
+def requests_pool(n: int, route: str = "refine") -> list[dict]:
     from glore_ray.tasks.tiny_world import generate_problems
 
     out = []
     for i, p in enumerate(generate_problems(n, seed=1, split="test")):
-        body = {"question": p.question}
+        body, lines = {"question": p.question}, p.reference.splitlines()
         if i % 2:  # a draft with its first step's result off by one
-            lines = p.reference.splitlines()
             lhs, _, rhs = lines[0].rpartition("= ")
             lines[0] = f"{lhs}= {int(rhs) + 1}"
             body["draft"] = "\n".join(lines)
+        if route == "score":  # every request scores a solution: the reference or the broken draft
+            body = {"question": p.question, "solution": "\n".join(lines)}
         out.append(body)
     return out
 
 
 def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: float,
-          on_window=None, max_warmup: float = 120.0) -> tuple[list[dict], float]:
+          on_window=None, max_warmup: float = 120.0, route: str = "refine") -> tuple[list[dict], float]:
     """Closed loop: each client sends its next request as soon as the last one returns. The
     measurement window of ``seconds`` opens after the warm-up: at least ``warmup`` seconds *and*
     until every client has had a request answered (at most ``max_warmup``). Before that the
@@ -98,7 +102,7 @@ def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: fl
         while time.monotonic() < end[0]:
             start = time.monotonic()
             try:
-                r = session.post(f"{url}/v1/refine", json=bodies[i % len(bodies)], timeout=120)
+                r = session.post(f"{url}/v1/{route}", json=bodies[i % len(bodies)], timeout=120)
                 row = {"status": r.status_code, "latency": time.monotonic() - start,
                        "timings": r.json().get("timings_ms", {}) if r.status_code == 200 else {}}
             except requests.RequestException as err:
@@ -126,11 +130,11 @@ def drive(url: str, bodies: list[dict], clients: int, warmup: float, seconds: fl
     return [r for r in results if start <= r["done"] < end[0]], start - t0
 
 
-def summarize(rows: list[dict], seconds: float) -> dict:
+def summarize(rows: list[dict], seconds: float, stages: tuple[str, ...] = STAGES["refine"]) -> dict:
     ok = [r for r in rows if r["status"] == 200]
     lat = sorted(r["latency"] * 1000 for r in ok) or [float("nan")]
     total = sum(r["timings"].get("total", 0.0) for r in ok) or 1.0
-    share = {s: round(sum(r["timings"].get(s, 0.0) for r in ok) / total, 3) for s in STAGES}
+    share = {s: round(sum(r["timings"].get(s, 0.0) for r in ok) / total, 3) for s in stages}
     return {"requests": len(rows), "ok": len(ok), "errors": len(rows) - len(ok),
             "throughput_rps": round(len(ok) / seconds, 2),
             "p50_ms": round(lat[len(lat) // 2], 1), "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
@@ -203,15 +207,15 @@ def run_phase(name: str, clients: int, batch: int, args, url: str) -> dict:
     from ray import serve
 
     set_batching(serve, batch)
-    bodies = requests_pool(64)
+    bodies = requests_pool(64, args.route)
     counters = {}
 
     def read_counters(edge: str) -> None:  # the warm-up lets the queues settle at the new batch size
         counters[edge] = (batch_stats(serve), cpu_seconds())
 
-    rows, warmed = drive(url, bodies, clients, args.warmup, args.seconds, read_counters)
+    rows, warmed = drive(url, bodies, clients, args.warmup, args.seconds, read_counters, route=args.route)
     (before, cpu_before), (after, cpu_after) = counters["start"], counters["end"]
-    summary = summarize(rows, args.seconds)
+    summary = summarize(rows, args.seconds, STAGES[args.route])
     summary["cpu_ms_per_request"] = cpu_ms_per_request(cpu_before, cpu_after, summary["ok"])
     summary["clients"], summary["batch_max_size"] = clients, batch
     summary["warmup_s"] = round(warmed, 1)
@@ -289,8 +293,11 @@ def main() -> None:
                         help="model shape: the tiny world's (4 x 128, default) or the smoke test's (2 x 64)")
     parser.add_argument("--serve-mode", choices=("throughput", "default"), default="throughput",
                         help="Ray Serve's throughput-optimized mode (the service's default) or Serve's defaults")
-    parser.add_argument("--out", default="bench/results/serve_load.json")
+    parser.add_argument("--route", choices=("refine", "score"), default="refine",
+                        help="the endpoint the clients call: /v1/refine (every stage) or /v1/score (ORM + SORM)")
+    parser.add_argument("--out", default=None, help="default: bench/results/serve_load[_score].json")
     args = parser.parse_args()
+    args.out = args.out or f"bench/results/serve_load{'_score' if args.route == 'score' else ''}.json"
     if args.serve_mode == "throughput":
         from glore_ray.serving import fast_path
 

@@ -272,6 +272,7 @@ class ServeConfig:
     max_ongoing_requests: int = 64  # per model replica; must be >= batch_max_size or batches never fill
     ingress_max_ongoing_requests: int = 256  # concurrent HTTP requests per ingress replica
     max_new_tokens_limit: int = 1024  # largest max_new_tokens a request may ask for
+    max_score_items: int = 64  # solutions a /v1/score request may carry
     model_retries: int = 1  # extra tries of a stage whose replica died (Serve restarts it)
     app_name: str = "glore"  # Serve application name
     route_prefix: str = "/"
@@ -288,8 +289,8 @@ class ServeConfig:
         if self.max_ongoing_requests < self.batch_max_size:
             raise ValueError(f"max_ongoing_requests ({self.max_ongoing_requests}) must be >= "
                              f"batch_max_size ({self.batch_max_size})")
-        if min(self.max_question_chars, self.max_draft_chars, self.max_new_tokens_limit) < 1:
-            raise ValueError("max_question_chars, max_draft_chars and max_new_tokens_limit must be >= 1")
+        if min(self.max_question_chars, self.max_draft_chars, self.max_new_tokens_limit, self.max_score_items) < 1:
+            raise ValueError("max_question_chars, max_draft_chars, max_new_tokens_limit and max_score_items must be >= 1")
         if self.request_timeout_s <= 0 or self.batch_wait_timeout_s < 0 or self.model_retries < 0:
             raise ValueError("need request_timeout_s > 0, batch_wait_timeout_s >= 0, model_retries >= 0")
         name = self.auth_token_env

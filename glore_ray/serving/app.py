@@ -1,6 +1,8 @@
 """The GLoRe HTTP service (docs/architecture.md §7): one FastAPI ingress composing five model deployments.
 
     POST /v1/refine     draft -> ORM (when) -> SORM (where) -> global || local (how) -> ORM rerank
+    POST /v1/score      the ORM's and SORM's score at every step of given solutions, and the first
+                        step under a threshold (one solution, or a batch of them)
     GET  /healthz       liveness (never needs a token)
     GET  /v1/config     the serve and refine config in effect
     GET  /openapi.json  the HTTP contract
@@ -36,12 +38,23 @@ from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glore_ray.config import Config, RefineConfig, ServeConfig, load_config
-from glore_ray.decide import Candidate, decide, refine_plan, should_refine
+from glore_ray.decide import Candidate, decide, first_bad_step, refine_plan, should_refine
 from glore_ray.decide.when import final_score
 from glore_ray.serving import auth
 from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_reward_scorer, load_text_generator
-from glore_ray.serving.schemas import CandidateOut, ErrorResponse, RefineOptions, RefineRequest, RefineResponse
+from glore_ray.serving.schemas import (
+    CandidateOut,
+    ErrorResponse,
+    RefineOptions,
+    RefineRequest,
+    RefineResponse,
+    ScoreBatchRequest,
+    ScoreRequest,
+    ScoreResponse,
+    StepScoresOut,
+)
 from glore_ray.tasks.prompts import student_prompt
+from glore_ray.tasks.steps import split_steps
 
 MODELS = ("student", "orm", "sorm", "global_refiner", "local_refiner")
 DEPLOYMENT_NAMES = {"student": "Student", "orm": "ORM", "sorm": "SORM",
@@ -131,7 +144,46 @@ class GloreIngress:
         except ModelCallError as err:
             raise HTTPException(err.status, str(err)) from None
 
+    @api.post("/v1/score", response_model=ScoreResponse, responses=_ERRORS,
+              dependencies=[Depends(auth.require_token)])
+    async def score(self, body: ScoreRequest | ScoreBatchRequest) -> ScoreResponse:
+        """Each step's ORM and SORM scores and the first step under the threshold, for one solution
+        or a batch (the ORM and SORM deployments batch them with other requests' work)."""
+        start, timings = time.monotonic(), {}
+        items = body.items if isinstance(body, ScoreBatchRequest) else [body]
+        self._check_score_limits(items)
+        threshold = self.refine_cfg.where_threshold if body.options.threshold is None else body.options.threshold
+        use_orm = body.options.use_orm_for_where
+        use_orm = self.refine_cfg.use_orm_for_where if use_orm is None else use_orm
+        prompts, solutions = [student_prompt(i.question) for i in items], [i.solution for i in items]
+        deadline = start + self.serve_cfg.request_timeout_s
+        t0 = time.monotonic()
+        try:
+            orm, sorm = await asyncio.gather(self._call("score", deadline, "orm", "score_all", prompts, solutions),
+                                             self._call("score", deadline, "sorm", "score_all", prompts, solutions))
+        except ModelCallError as err:
+            raise HTTPException(err.status, str(err)) from None
+        timings["score"] = (time.monotonic() - t0) * 1000
+        results = [StepScoresOut(steps=split_steps(s), orm=o, sorm=w, orm_final=final_score(o),
+                                 first_bad_step=first_bad_step(o if use_orm else w, threshold))
+                   for s, o, w in zip(solutions, orm, sorm, strict=True)]
+        timings["total"] = (time.monotonic() - start) * 1000
+        return ScoreResponse(results=results, threshold=threshold, where_model="orm" if use_orm else "sorm",
+                             timings_ms={k: round(v, 3) for k, v in timings.items()})
+
     # ---------------------------------------------------------------- request checks
+
+    def _check_score_limits(self, items) -> None:
+        cfg = self.serve_cfg
+        if len(items) > cfg.max_score_items:
+            raise HTTPException(413, f"{len(items)} items; the limit is {cfg.max_score_items} a request")
+        for n, item in enumerate(items):
+            if len(item.question) > cfg.max_question_chars:
+                raise HTTPException(413, f"items[{n}].question has {len(item.question)} characters; "
+                                         f"the limit is {cfg.max_question_chars}")
+            if len(item.solution) > cfg.max_draft_chars:
+                raise HTTPException(413, f"items[{n}].solution has {len(item.solution)} characters; "
+                                         f"the limit is {cfg.max_draft_chars}")
 
     def _contract(self, schema: dict) -> dict:
         """The OpenAPI document with this service's limits (what ``_check_limits`` enforces) and,
@@ -142,6 +194,10 @@ class GloreIngress:
         _constrain(request["question"], "string", maxLength=cfg.max_question_chars)
         _constrain(request["draft"], "string", maxLength=cfg.max_draft_chars)
         _constrain(options["max_new_tokens"], "integer", maximum=cfg.max_new_tokens_limit)
+        for shape in ("ScoreItem", "ScoreRequest"):
+            _constrain(shapes[shape]["properties"]["question"], "string", maxLength=cfg.max_question_chars)
+            _constrain(shapes[shape]["properties"]["solution"], "string", maxLength=cfg.max_draft_chars)
+        _constrain(shapes["ScoreBatchRequest"]["properties"]["items"], "array", maxItems=cfg.max_score_items)
         return auth.with_security(schema) if auth.enabled() else schema
 
     def _check_limits(self, body: RefineRequest) -> None:

@@ -25,6 +25,15 @@ def _whole_number(value):
 PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 
 
+def _text(value: str, name: str, hint: str = "") -> str:
+    """The rule ``_TEXT_PATTERN`` states: not blank, no NUL (one message per failure)."""
+    if not value.strip():
+        raise ValueError(f"{name} is empty or only whitespace{hint}")
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    return value
+
+
 class RefineOptions(BaseModel):
     """Per-request overrides of the policy (defaults: the service's `refine` config)."""
 
@@ -56,20 +65,12 @@ class RefineRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def _question_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question is empty or only whitespace")
-        if "\x00" in value:
-            raise ValueError("question contains a NUL character")
-        return value
+        return _text(value, "question")
 
     @field_validator("draft")
     @classmethod
     def _draft_has_steps(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("draft has no steps (it is empty or only whitespace); omit it to let the student draft")
-        if value is not None and "\x00" in value:
-            raise ValueError("draft contains a NUL character")
-        return value
+        return None if value is None else _text(value, "draft", "; omit it to let the student draft")
 
 
 class CandidateOut(BaseModel):
@@ -104,3 +105,69 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(..., description="What went wrong, in one line.")
     detail: list[dict] | None = Field(None, description="Per-field problems (location, message) for 422s.")
+
+
+# ------------------------------------------------------------------------------------------
+# /v1/score: step scores of given solutions (the step reward models as a service)
+
+
+class ScoreOptions(BaseModel):
+    """Per-request overrides of how the first bad step is located (defaults: the `refine` config)."""
+
+    model_config = _STRICT
+
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="The first step scored <= this is reported as first_bad_step.")
+    use_orm_for_where: bool | None = Field(
+        None, description="Locate the first bad step with the ORM's scores instead of the SORM's.")
+
+
+class ScoreItem(BaseModel):
+    """One solution to score: its question and the solution, one step per line."""
+
+    model_config = _STRICT
+
+    question: str = Field(..., description="The problem text: not blank, no NUL; length capped (413).",
+                          json_schema_extra={"pattern": _TEXT_PATTERN})
+    solution: str = Field(..., description="One step per line, last line `#### answer`: not blank, no NUL; "
+                                           "length capped (413).", json_schema_extra={"pattern": _TEXT_PATTERN})
+
+    @field_validator("question", "solution")
+    @classmethod
+    def _not_blank(cls, value: str, info) -> str:
+        return _text(value, info.field_name)
+
+
+class ScoreRequest(ScoreItem):
+    """Score one solution."""
+
+    options: ScoreOptions = Field(default_factory=ScoreOptions)
+
+
+class ScoreBatchRequest(BaseModel):
+    """Score several solutions in one request (the service caps how many: 413)."""
+
+    model_config = _STRICT
+
+    items: list[ScoreItem] = Field(..., min_length=1)
+    options: ScoreOptions = Field(default_factory=ScoreOptions)
+
+
+class StepScoresOut(BaseModel):
+    """One solution's steps (split as the labels and the refiners split them) and their scores."""
+
+    steps: list[str] = Field(..., description="The solution's non-empty lines, stripped; the answer line is the last.")
+    orm: list[float] = Field(..., description="The ORM's score at every step.")
+    sorm: list[float] = Field(..., description="The SORM's score at every step.")
+    orm_final: float = Field(..., description="The ORM's score of the whole solution (its last step's).")
+    first_bad_step: int | None = Field(..., description="0-based first step scored <= threshold; null: none.")
+
+
+class ScoreResponse(BaseModel):
+    """Step scores of every solution, in request order."""
+
+    results: list[StepScoresOut]
+    threshold: float = Field(..., description="The threshold used for first_bad_step.")
+    where_model: Literal["sorm", "orm"] = Field(..., description="Whose scores located first_bad_step.")
+    timings_ms: dict[str, float] = Field(..., description="Per-stage wall time: score (ORM and SORM together), total.")
+

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.ray
 
 GOOD = "4 + 5 = 9\n9 * 3 = 27\n#### 27"
 BAD = "4 + 5 = 9\n9 * 3 = 28\n#### 28"  # step 1 is wrong
-LIMIT_Q, LIMIT_D = 300, 600
+LIMIT_Q, LIMIT_D, LIMIT_ITEMS = 300, 600, 8
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def service(ray_cluster, tiny_lm_dir):
     cloudpickle.register_pickle_by_value(serve_models)  # replicas can't import the tests folder
     cfg = load_config(None, [
         "serve.cpus_per_replica=0.1", "serve.ingress_cpus=0.1", "serve.student.replicas=2",
-        f"serve.max_question_chars={LIMIT_Q}", f"serve.max_draft_chars={LIMIT_D}",
+        f"serve.max_question_chars={LIMIT_Q}", f"serve.max_draft_chars={LIMIT_D}", f"serve.max_score_items={LIMIT_ITEMS}",
         "serve.request_timeout_s=6", "serve.max_new_tokens_limit=64", "serve.model_retries=2",
         "refine.max_new_tokens=24", "serve.app_name=glore_test"])
     hf = functools.partial(serve_models.hf_triggered, str(tiny_lm_dir), 12.0)
@@ -87,6 +87,30 @@ def test_when_gate_returns_a_trusted_draft_unrefined(service):
     assert body["refined"] and body["bad_step"] is None and [c["kind"] for c in body["candidates"]] == ["draft", "global"]
     body = _refine(service, {"question": "q", "draft": BAD, "options": {"use_orm_for_where": True}}).json()
     assert body["where_model"] == "orm" and body["bad_step"] == 1 and "where" not in body["timings_ms"]
+
+
+def test_score_returns_every_steps_scores_and_the_first_bad_step(service):
+    one = requests.post(f"{service}/v1/score", json={"question": "q", "solution": BAD}, timeout=30)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["where_model"] == "sorm" and body["threshold"] == 0.5 and set(body["timings_ms"]) == {"score", "total"}
+    (result,) = body["results"]
+    assert result["steps"] == ["4 + 5 = 9", "9 * 3 = 28", "#### 28"]  # split as the labels split them
+    assert result["sorm"] == result["orm"] == [0.95, 0.05, 0.05] and result["orm_final"] == 0.05
+    assert result["first_bad_step"] == 1
+    batch = requests.post(f"{service}/v1/score", timeout=30, json={
+        "items": [{"question": "q", "solution": GOOD}, {"question": "q", "solution": "\n  4 + 5 = 10\n\n#### 10"}],
+        "options": {"threshold": 0.01, "use_orm_for_where": True}}).json()
+    assert batch["where_model"] == "orm" and batch["threshold"] == 0.01
+    assert [r["first_bad_step"] for r in batch["results"]] == [None, None]  # nothing is <= 0.01
+    assert batch["results"][1]["steps"] == ["4 + 5 = 10", "#### 10"] and batch["results"][0]["orm_final"] == 0.95
+    bad = {"no solution": {"question": "q"}, "blank solution": {"question": "q", "solution": " \n"},
+           "empty batch": {"items": []}, "both forms": {"question": "q", "solution": GOOD, "items": []},
+           "unknown option": {"question": "q", "solution": GOOD, "options": {"max_new_tokens": 3}},
+           "solution too long": {"question": "q", "solution": "1 + 1 = 2\n" * 100},
+           "too many items": {"items": [{"question": "q", "solution": GOOD}] * (LIMIT_ITEMS + 1)}}
+    statuses = {name: requests.post(f"{service}/v1/score", json=b, timeout=30).status_code for name, b in bad.items()}
+    assert statuses == {**{name: 422 for name in bad}, "solution too long": 413, "too many items": 413}, statuses
 
 
 BAD_REQUESTS = {
