@@ -15,7 +15,7 @@ def pipeline_then_serve(cfg, args) -> dict:
     summary = run_pipeline(cfg)
     if cfg.pipeline.serve:
         from glore_ray.cli import print_summary
-        from glore_ray.serving.app import run_service
+        from glore_ray.serving.launch import run_service
 
         print_summary("GLoRe pipeline", summary)
         print(f"serving on http://{cfg.serve.host}:{cfg.serve.port}{cfg.serve.route_prefix} (Ctrl-C to stop)",

@@ -10,7 +10,7 @@ The same app deploys declaratively with `serve deploy configs/serve.yaml`.
 import argparse
 
 from glore_ray.config import load_config
-from glore_ray.serving.app import run_service
+from glore_ray.serving.launch import run_service
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ With ``serve.auth_token_env`` set, every route but ``/healthz`` needs ``Authoriz
 <token>`` (serving/auth.py). /openapi.json states the limits the service enforces.
 
 Build it with ``build_app(cfg, loaders)`` (tests pass small real models), or from a config file:
-``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml`` / ``serve deploy
+``serve run glore_ray.serving.launch:app_builder config=configs/tiny.yaml`` / ``serve deploy
 configs/serve.yaml``. Nothing here starts Serve at import time.
 
 No ``from __future__ import annotations`` here: FastAPI must resolve the route annotations
@@ -22,12 +22,8 @@ No ``from __future__ import annotations`` here: FastAPI must resolve the route a
 import asyncio
 import copy
 import dataclasses
-import functools
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,11 +33,11 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from glore_ray.config import Config, RefineConfig, ServeConfig, load_config
+from glore_ray.config import Config, RefineConfig, ServeConfig
 from glore_ray.decide import Candidate, decide, first_bad_step, refine_plan, should_refine
 from glore_ray.decide.when import final_score
 from glore_ray.serving import auth
-from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment, load_reward_scorer, load_text_generator
+from glore_ray.serving.deployments import GeneratorDeployment, ScorerDeployment
 from glore_ray.serving.schemas import (
     CandidateOut,
     ErrorResponse,
@@ -62,7 +58,6 @@ DEPLOYMENT_NAMES = {"student": "Student", "orm": "ORM", "sorm": "SORM",
 # Every status the routes send besides 200 (400: a body that is not JSON at all, FastAPI's own).
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503, 504)}
 _AUTH_ERRORS = {401: {"model": ErrorResponse}}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # openapi_url=None: the ingress serves /openapi.json itself, behind the token when one is set.
 api = FastAPI(title="glore-ray", version="0.1.0", openapi_url=None, docs_url=None, redoc_url=None,
@@ -103,6 +98,11 @@ def _candidate_out(c: Candidate) -> CandidateOut:
     return CandidateOut(kind=c.kind, text=c.text, score=c.score, step_scores=list(c.step_scores), answer=c.answer)
 
 
+def _check_length(name: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise HTTPException(413, f"{name} has {len(text)} characters; the limit is {limit}")
+
+
 def _constrain(prop: dict, type_name: str, **keywords) -> None:
     """Add JSON Schema ``keywords`` to the ``type_name`` branch of a property (itself, or the
     matching branch of an ``anyOf`` such as ``string | null``)."""
@@ -120,6 +120,7 @@ class GloreIngress:
         self.models = {"student": student, "orm": orm, "sorm": sorm, "global": global_refiner, "local": local_refiner}
         self.serve_cfg, self.refine_cfg = serve_cfg, refine_cfg
         auth.configure(auth_digest)  # None: no authentication (serving/auth.py)
+        self._schema: dict | None = None  # /openapi.json, with this service's limits
 
     @api.get("/healthz")
     async def healthz(self) -> dict:
@@ -127,7 +128,9 @@ class GloreIngress:
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=[Depends(auth.require_token)])
     async def openapi(self, request: Request) -> JSONResponse:
-        return JSONResponse(self._contract(request.app.openapi()))
+        if self._schema is None:  # the config is fixed for the replica's life: build it once
+            self._schema = self._contract(request.app.openapi())
+        return JSONResponse(self._schema)
 
     @api.get("/v1/config", responses=_AUTH_ERRORS, dependencies=[Depends(auth.require_token)])
     async def config(self) -> dict:
@@ -178,12 +181,8 @@ class GloreIngress:
         if len(items) > cfg.max_score_items:
             raise HTTPException(413, f"{len(items)} items; the limit is {cfg.max_score_items} a request")
         for n, item in enumerate(items):
-            if len(item.question) > cfg.max_question_chars:
-                raise HTTPException(413, f"items[{n}].question has {len(item.question)} characters; "
-                                         f"the limit is {cfg.max_question_chars}")
-            if len(item.solution) > cfg.max_draft_chars:
-                raise HTTPException(413, f"items[{n}].solution has {len(item.solution)} characters; "
-                                         f"the limit is {cfg.max_draft_chars}")
+            _check_length(f"items[{n}].question", item.question, cfg.max_question_chars)
+            _check_length(f"items[{n}].solution", item.solution, cfg.max_draft_chars)
 
     def _contract(self, schema: dict) -> dict:
         """The OpenAPI document with this service's limits (what ``_check_limits`` enforces) and,
@@ -202,10 +201,9 @@ class GloreIngress:
 
     def _check_limits(self, body: RefineRequest) -> None:
         cfg = self.serve_cfg
-        if len(body.question) > cfg.max_question_chars:
-            raise HTTPException(413, f"question has {len(body.question)} characters; the limit is {cfg.max_question_chars}")
-        if body.draft is not None and len(body.draft) > cfg.max_draft_chars:
-            raise HTTPException(413, f"draft has {len(body.draft)} characters; the limit is {cfg.max_draft_chars}")
+        _check_length("question", body.question, cfg.max_question_chars)
+        if body.draft is not None:
+            _check_length("draft", body.draft, cfg.max_draft_chars)
         asked = body.options.max_new_tokens
         if asked is not None and asked > cfg.max_new_tokens_limit:
             raise HTTPException(422, f"options.max_new_tokens = {asked} is above the limit {cfg.max_new_tokens_limit}")
@@ -297,7 +295,7 @@ class GloreIngress:
 # Building the application
 
 
-def _replica_cpus(serve_cfg: ServeConfig, model: str) -> float:
+def replica_cpus(serve_cfg: ServeConfig, model: str) -> float:
     spec = getattr(serve_cfg, model)
     return serve_cfg.cpus_per_replica if spec.cpus is None else spec.cpus
 
@@ -313,21 +311,11 @@ def resource_demand(serve_cfg: ServeConfig) -> dict[str, float]:
     return {"CPU": cpus, "GPU": gpus}
 
 
-def _check_fits(serve_cfg: ServeConfig, available: Mapping[str, float]) -> None:
-    """On a fixed-size local Ray a replica that does not fit waits forever; say so instead."""
-    short = {k: (v, available.get(k, 0.0)) for k, v in resource_demand(serve_cfg).items()
-             if v > available.get(k, 0.0) + 1e-9}
-    if short:
-        need = ", ".join(f"{v:g} {k} (this Ray has {have:g})" for k, (v, have) in short.items())
-        raise ValueError(f"the service's replicas need {need}: lower serve.cpus_per_replica / serve.gpus_per_replica, "
-                         f"per-model serve.<model>.cpus/replicas or serve.ingress_cpus, or raise run.num_cpus")
-
-
 def _model_options(serve_cfg: ServeConfig, model: str) -> dict:
     spec = getattr(serve_cfg, model)
     gpus = serve_cfg.gpus_per_replica if spec.gpus is None else spec.gpus
     return {"name": DEPLOYMENT_NAMES[model], "num_replicas": spec.replicas or serve_cfg.replicas,
-            "ray_actor_options": {"num_cpus": _replica_cpus(serve_cfg, model), "num_gpus": gpus},
+            "ray_actor_options": {"num_cpus": replica_cpus(serve_cfg, model), "num_gpus": gpus},
             "max_ongoing_requests": serve_cfg.max_ongoing_requests}
 
 
@@ -350,100 +338,3 @@ def build_app(cfg: Config, loaders: Mapping[str, Callable[[], object]]):
     ingress = GloreIngress.options(num_replicas=s.ingress_replicas, ray_actor_options={"num_cpus": s.ingress_cpus},
                                    max_ongoing_requests=s.ingress_max_ongoing_requests)
     return ingress.bind(*(bound[m] for m in MODELS), s, cfg.refine, auth.digest_from_env(s.auth_token_env))
-
-
-
-def checkpoint_paths(cfg: Config) -> dict[str, Path]:
-    """Where each served model's checkpoint lives under the run directory (docs/architecture.md §2): the
-    student the EI stage chose and the final checkpoints the model stages recorded. A stage
-    that has not finished maps to its (absent) stage directory, which the loaders then name."""
-    from glore_ray.artifacts import StageError
-    from glore_ray.stages.common import student_checkpoint
-    from glore_ray.stages.models import model_checkpoint
-
-    run = Path(cfg.run.run_dir)
-    stages = {"orm": "reward_models/orm", "sorm": "reward_models/sorm",
-              "global_refiner": "refiners/global", "local_refiner": "refiners/local"}
-    paths = {}
-    try:
-        paths["student"] = Path(student_checkpoint(cfg))
-    except StageError:
-        paths["student"] = run / "student" / "final.json"
-    for name, stage in stages.items():
-        try:
-            paths[name] = Path(model_checkpoint(cfg.run.run_dir, stage))
-        except StageError:
-            paths[name] = run / stage / "manifest.json"
-    return paths
-
-
-def checkpoint_loaders(cfg: Config) -> dict[str, Callable[[], object]]:
-    """Loaders for the trained checkpoints; a missing one is named before anything is deployed."""
-    paths = checkpoint_paths(cfg)
-    absent = {m: str(p) for m, p in paths.items() if not p.exists()}
-    if absent:
-        raise FileNotFoundError(f"missing checkpoints (train those stages first): {absent}")
-    loaders = {}
-    for m in MODELS:
-        path = str(paths[m].resolve())
-        if m in ("orm", "sorm"):
-            loaders[m] = functools.partial(load_reward_scorer, path)
-        else:  # generators decode through the rollout layer, with the run's backend (hf or vLLM)
-            threads = max(1, int(_replica_cpus(cfg.serve, m)))
-            loaders[m] = functools.partial(load_text_generator, path, cfg.rollout, threads)
-    return loaders
-
-
-def app_builder(args: dict):
-    """``serve run glore_ray.serving.app:app_builder config=configs/tiny.yaml [overrides=a.b=1,c.d=2]``."""
-    args = dict(args or {})
-    path = args.pop("config", None)
-    overrides = [o for o in str(args.pop("overrides", "")).split(",") if o.strip()]
-    if args:
-        raise ValueError(f"unknown app_builder args {sorted(args)}; known: config, overrides")
-    if path is not None and not Path(path).exists() and (REPO_ROOT / path).exists():
-        path = REPO_ROOT / path  # `serve deploy` runs the builder from another working directory
-    cfg = load_config(path, overrides)
-    return build_app(cfg, checkpoint_loaders(cfg))
-
-
-def run_service(cfg: Config, loaders: Mapping[str, Callable[[], object]] | None = None, blocking: bool = True):
-    """Start Serve's HTTP proxy on ``serve.host:serve.port``, deploy the app and (by default) block
-    until Ctrl-C or SIGTERM, then shut Serve down cleanly. ``loaders`` defaults to the run
-    directory's checkpoints."""
-    import ray
-
-    from glore_ray.serving import fast_path
-
-    if not ray.is_initialized():
-        fast_path.apply_if_enabled(cfg.serve)
-        ray.init(address=cfg.run.ray_address, num_cpus=cfg.run.num_cpus)
-    if not (cfg.run.ray_address or os.environ.get("RAY_ADDRESS")):  # a local Ray: it will not grow
-        _check_fits(cfg.serve, ray.cluster_resources())
-    if not blocking:
-        return _deploy(cfg, loaders)
-    # Ctrl-C and SIGTERM (what `kill`, systemd and Kubernetes send) both end in a clean Serve
-    # shutdown, from the first moment: Ray's own SIGTERM handler (set by ray.init) would exit
-    # with its crash dump instead. A signal mid-deployment stops the deployment too.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        _deploy(cfg, loaders)
-        print(f"glore-ray: serving on http://{cfg.serve.host}:{cfg.serve.port}; Ctrl-C or SIGTERM stops it", flush=True)
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        print("glore-ray: stopping the service (shutting Serve down) ...", flush=True)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    serve.shutdown()
-    print("glore-ray: Serve is shut down.", flush=True)
-
-
-def _deploy(cfg: Config, loaders):
-    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    app = build_app(cfg, loaders if loaders is not None else checkpoint_loaders(cfg))
-    return serve.run(app, name=cfg.serve.app_name, route_prefix=cfg.serve.route_prefix)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt

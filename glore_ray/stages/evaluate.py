@@ -319,9 +319,11 @@ def refinement_metrics(cfg, stage, drafts, labels, draft_scores, solutions, plan
     orm_steps = {k: dict(zip(ids, scorer(orm, prompts, _nonempty([solutions[k][q] for q in ids])), strict=True))
                  for k in solutions}
     reranked, decisions = [], []
-    local_kind = "local_orm" if cfg.refine.use_orm_for_where else "local_sorm"
-    for d, s_orm, s_sorm in zip(drafts, draft_scores["orm"], draft_scores["sorm"], strict=True):
-        qid, draft = d["question_id"], labels[d["question_id"]]["solution"]
+    # The policy's local refinement is located by the SORM, or by the ORM in the 4.2 ablation.
+    where_kind = "orm" if cfg.refine.use_orm_for_where else "sorm"
+    solution_kind = {"global": "global", "local": f"local_{where_kind}"}
+    for i, d in enumerate(drafts):
+        qid, draft, s_orm = d["question_id"], labels[d["question_id"]]["solution"], draft_scores["orm"][i]
         # Fig. 4: every draft refined both ways, the ORM reranks (the local candidate only where
         # the SORM found a bad step: otherwise it is the draft itself).
         candidates = [how.make_candidate("draft", draft, s_orm),
@@ -329,12 +331,11 @@ def refinement_metrics(cfg, stage, drafts, labels, draft_scores, solutions, plan
         if qid in plans["local_sorm"]:
             candidates.append(how.make_candidate("local", solutions["local_sorm"][qid], orm_steps["local_sorm"][qid]))
         reranked.append(is_correct(how.rerank(candidates).text, test[qid]["answer"]))
-        # The policy as served: when (ORM gate), where (SORM, or the ORM in the 4.2 ablation), how.
-        plan = how.refine_plan(test[qid]["question"], draft, s_orm, s_orm if cfg.refine.use_orm_for_where else s_sorm,
-                           cfg.refine.when_threshold, cfg.refine.where_threshold)
-        kinds = {"global": "global", "local": local_kind}
-        decision = how.decide(plan, {k: solutions[kinds[k]][qid] for k in plan.prompts},
-                          {k: orm_steps[kinds[k]][qid] for k in plan.prompts})
+        # The policy as served: when (ORM gate), where, how.
+        plan = how.refine_plan(test[qid]["question"], draft, s_orm, draft_scores[where_kind][i],
+                               cfg.refine.when_threshold, cfg.refine.where_threshold)
+        decision = how.decide(plan, {k: solutions[solution_kind[k]][qid] for k in plan.prompts},
+                              {k: orm_steps[solution_kind[k]][qid] for k in plan.prompts})
         decisions.append({"question_id": qid, "refined": decision.refined, "bad_step": decision.bad_step,
                           "chosen": decision.chosen.kind, "answer": decision.answer,
                           "correct": is_correct(decision.chosen.text, test[qid]["answer"])})

@@ -207,7 +207,8 @@ def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
     from ray import serve
 
     from glore_ray.config import load_config
-    from glore_ray.serving.app import build_app, checkpoint_loaders
+    from glore_ray.serving.app import build_app
+    from glore_ray.serving.launch import checkpoint_loaders
 
     cfg, _, _ = smoke_run
     cfg = load_config(CONFIG, [f"run.run_dir={cfg.run.run_dir}", "serve.cpus_per_replica=0.1", "serve.ingress_cpus=0.1",

@@ -219,17 +219,18 @@ def test_serve_deploy_config_is_valid_for_serve(tmp_path):
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    from glore_ray.serving.app import REPO_ROOT
+    from glore_ray.serving.launch import REPO_ROOT
 
     schema = ServeDeploySchema.model_validate(yaml.safe_load((REPO_ROOT / "configs" / "serve.yaml").read_text()))
     app = schema.applications[0]
-    assert app.import_path == "glore_ray.serving.app:app_builder" and schema.http_options.host == "127.0.0.1"
+    assert app.import_path == "glore_ray.serving.launch:app_builder" and schema.http_options.host == "127.0.0.1"
     assert (REPO_ROOT / app.args["config"]).exists()
 
 
 def test_builder_rejects_bad_args_and_names_missing_checkpoints(tmp_path):
     from glore_ray.config import load_config
-    from glore_ray.serving.app import app_builder, build_app, checkpoint_loaders, checkpoint_paths
+    from glore_ray.serving.app import build_app
+    from glore_ray.serving.launch import app_builder, checkpoint_loaders, checkpoint_paths
 
     with pytest.raises(ValueError, match="unknown app_builder args"):
         app_builder({"config": None, "colour": "red"})

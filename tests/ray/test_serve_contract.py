@@ -108,7 +108,7 @@ sys.path.insert(0, {tests!r})
 import serve_models
 from ray import cloudpickle
 from glore_ray.config import load_config
-from glore_ray.serving.app import run_service
+from glore_ray.serving.launch import run_service
 
 cloudpickle.register_pickle_by_value(serve_models)
 cfg = load_config(None, ["run.num_cpus=1", "serve.cpus_per_replica=0.1", "serve.ingress_cpus=0.1",
