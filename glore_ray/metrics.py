@@ -203,6 +203,47 @@ def first_error_f1(step_scores: list[list[float]], step_labels: list[list[int]],
             "n_erroneous": len(hits[True]), "n_clean": len(hits[False])}
 
 
+def first_error_threshold(step_scores: list[list[float]], step_labels: list[list[int]]) -> dict:
+    """The threshold that maximises :func:`first_error_f1` on these solutions (a calibration
+    set, never the one then scored), with its F1. NaN scores count as bad, as in ``first_bad_step``.
+
+    Predictions change only at score values, so each gap between consecutive distinct scores in
+    [0, 1] is one candidate, taken at its midpoint (a margin on both sides for unseen data). A
+    solution is right on an interval of thresholds: [s_L, min(s_<L)) when its first error is L,
+    [0, min(s)) when it has none; counting interval ends by bisection makes every candidate
+    O(log n). Ties in F1 go to the threshold nearest 0.5, the uncalibrated default.
+
+    >>> best = first_error_threshold([[0.9, 0.6], [0.8, 0.7], [0.9, 0.3], [0.2, 0.9]], [[1, 0], [1, 1], [1, 0], [1, 1]])
+    >>> round(best["threshold"], 3), best["erroneous"], best["clean"]
+    (0.65, 1.0, 0.5)
+    """
+    import bisect
+
+    _same_length(step_scores, step_labels, "step_scores", "step_labels")
+    starts, ends, clean_ends = [], [], []
+    for ss, ys in zip(step_scores, step_labels, strict=True):
+        ss = [-math.inf if s != s else s for s in ss]
+        truth = first_negative(ys)
+        if truth is None:
+            clean_ends.append(min(ss, default=math.inf))
+        elif truth < len(ss) and ss[truth] < min(ss[:truth], default=math.inf):
+            starts.append(ss[truth])
+            ends.append(min(ss[:truth], default=math.inf))
+    n_err = len(step_scores) - len(clean_ends)
+    starts.sort(), ends.sort(), clean_ends.sort()
+    points = sorted({0.0, 1.0} | {min(max(s, 0.0), 1.0) for ss in step_scores for s in ss if s == s})
+    best = None
+    for tau in [(a + b) / 2 for a, b in zip(points, points[1:])] or [0.5]:
+        erroneous = (bisect.bisect_right(starts, tau) - bisect.bisect_right(ends, tau)) / n_err if n_err else math.nan
+        clean = (len(clean_ends) - bisect.bisect_right(clean_ends, tau)) / len(clean_ends) if clean_ends else math.nan
+        f1 = 2 * erroneous * clean / (erroneous + clean) if erroneous + clean else 0.0
+        rank = (-1.0 if f1 != f1 else f1, -abs(tau - 0.5), -tau)
+        if best is None or rank > best[0]:
+            best = (rank, {"threshold": tau, "erroneous": erroneous, "clean": clean, "f1": f1,
+                           "n_erroneous": n_err, "n_clean": len(clean_ends)})
+    return best[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Reranking with step scores (App. D)
 

@@ -154,11 +154,13 @@ def _threshold_free(rms: dict, kinds: list[str], baseline: dict | None, exact: b
     (tiny world) step AUC against the exact oracle, pooled and within each step position, and
     ProcessBench's first-error F1."""
     head = "| model | final AUC | " + ("step AUC (exact) | step AUC within position | first-error F1 "
-                                      "(erroneous / clean) |" if exact else "")
+                                      "(erroneous / clean) | F1 at calibrated τ (τ) |" if exact else "")
     lines = ["\nThreshold-free (ROC AUC, 0.5 is chance). Pooled step AUC also credits a prior on "
              "position, which the within-position AUC (the mean over step indices, weighted by steps) "
              "cannot. First-error F1 is ProcessBench's: the first step scored <= 0.5 against the oracle's "
-             "first invalid step. The baseline is the final student's mean token log-prob, no training: a "
+             "first invalid step. The calibrated column takes τ maximising F1 on other solutions of the "
+             "test questions (evaluate/first_errors/calibration.json; jobs/first_errors.py computes it for any "
+             "checkpoint). The baseline is the final student's mean token log-prob, no training: a "
              "reward model under it learned nothing the generator's confidence does not say.\n",
              head, "|" + "---|" * (head.count("|") - 1)]
     rows = [(kind, rms[kind]) for kind in kinds] + ([(BASELINE_NAME, baseline)] if baseline else [])
@@ -166,8 +168,10 @@ def _threshold_free(rms: dict, kinds: list[str], baseline: dict | None, exact: b
         cells = [kind, _f(r.get("final_auc"))]
         if exact:
             f1 = r.get("first_error_f1_exact")
+            cal = r.get("first_error_calibrated")
             cells += [_f(r.get("step_auc_exact")), _f(r.get("step_auc_exact_in_position")),
-                      f"{_f(f1['f1'])} ({_f(f1['erroneous'])} / {_f(f1['clean'])})" if f1 else "n/a"]
+                      f"{_f(f1['f1'])} ({_f(f1['erroneous'])} / {_f(f1['clean'])})" if f1 else "n/a",
+                      f"{_f(cal['f1'])} ({_f(cal['threshold'])})" if cal else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

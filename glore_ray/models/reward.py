@@ -23,6 +23,8 @@ def _token_classifier(path: str, dtype=None, **config_overrides):
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     config = AutoConfig.from_pretrained(str(path))
+    if not config_overrides:  # a saved reward model, not a backbone for a new head
+        check_reward_config(config, path)
     for key, value in config_overrides.items():
         setattr(config, key, value)
     kwargs = {"dtype": dtype} if dtype is not None else {}
@@ -120,6 +122,22 @@ class RewardModel(nn.Module):
         probs = torch.sigmoid(self(ids, mask).float()).cpu()  # [B, T]
         return [[float(probs[b, q]) for q in pos] for b, (_, pos) in enumerate(encoded)]
 
+
+
+def check_reward_config(config, path) -> None:
+    """Refuse a checkpoint that is not a one-logit token classifier. transformers would load a
+    causal LM here anyway, with a random head and a vocabulary-wide logit per token, and the
+    first score would fail far from the cause (``only one element tensors can be converted``)."""
+    architectures = list(getattr(config, "architectures", None) or [])
+    if not any(a.endswith("ForTokenClassification") for a in architectures):
+        raise ValueError(
+            f"{path}: not a reward model checkpoint (architectures {architectures or 'not set'} in its "
+            "config.json; expected a *ForTokenClassification saved by reward-model training). A causal LM "
+            "(e.g. the student) becomes a reward model by training one: jobs/train_rm.py, or "
+            "RewardModel.from_causal_lm for a fresh head")
+    if config.num_labels != 1:
+        raise ValueError(f"{path}: a reward model has one logit per token (num_labels 1), "
+                         f"this checkpoint has {config.num_labels}")
 
 
 def is_reward_checkpoint(path) -> bool:

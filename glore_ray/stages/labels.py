@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 
-from glore_ray.artifacts import Stage, stage_table
+from glore_ray.artifacts import Stage, require_done, stage_table
 from glore_ray.config import Config
 from glore_ray.labeling.orm import balanced_orm_rows, orm_rows
 from glore_ray.labeling.scheduler import sorm_labels
 from glore_ray.labeling.sorm import VerifyResult, balance_by_step
+from glore_ray.labeling.stepwise import write_stepwise
 from glore_ray.metrics import label_agreement
 from glore_ray.stages.common import sample_table, student_checkpoint
 from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.prompts import student_prompt
 
 ORM, SORM = "orm_data", "sorm_labels"
+STEPWISE_SORM = ("stepwise", "sorm_train.parquet")  # under sorm_labels/: the ``sorm`` rows in the stepwise layout
 
 
 def orm_table(run_dir, table: str) -> list[dict]:
@@ -38,6 +41,12 @@ def sorm_table(run_dir, table: str) -> list[dict]:
     """A sorm_labels output: ``labels_<split>`` (before balancing), ``rollouts_<split>`` (every
     verifying rollout), ``sorm`` (the balanced training rows)."""
     return stage_table(run_dir, SORM, table)
+
+
+def stepwise_path(run_dir) -> Path:
+    """The ``sorm`` rows in the stepwise layout (labeling/stepwise.py), a finished stage's."""
+    require_done(run_dir, SORM)
+    return Path(run_dir, SORM, *STEPWISE_SORM)
 
 
 def run_orm_data(cfg: Config, force: bool = False) -> dict:
@@ -84,6 +93,9 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     balanced, masked = (balance_by_step(train["rows"], seed=cfg.run.seed) if cfg.labels.balance
                         else (train["rows"], 0))
     stage.write_table("sorm", balanced)
+    # The same rows in the common stepwise layout (prompt, completions, labels): for other
+    # trainers, and for jobs/train_rm.py --kind stepwise --data, which trains the same SORM from it.
+    write_stepwise(stage.path(*STEPWISE_SORM), balanced)
     drafts = with_question(orm_table(cfg.run.run_dir, "test_drafts"), questions(cfg, "test"))
     test = label_split(cfg, stage, student, "test", drafts)
     counts = {"train_solutions": len(train["rows"]), "test_drafts": len(test["rows"]),

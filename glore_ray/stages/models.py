@@ -16,26 +16,51 @@ from glore_ray.stages.labels import orm_table, sorm_table
 from glore_ray.stages.refine_data import refine_table
 
 # sorm_oracle: the SORM's rows with the tiny world's exact labels, an upper bound (docs/faithful-world.md).
-RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle")
+# stepwise: a step-label table in the common layout from any path (labeling/stepwise.py), e.g. one
+# made elsewhere, or sorm_labels/stepwise/sorm_train.parquet (which trains the same model as sorm).
+RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle", "stepwise")
 REFINER_KINDS = ("global", "local", "value")  # value: App. J, with refine.value_refinement on
 HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
 
 
 def _model_stage(cfg: Config, family: str, kinds: tuple[str, ...], kind: str, sections: tuple[str, ...],
-                 force: bool) -> Stage:
-    """The stage directory ``<family>/<kind>``, after checking ``kind``."""
+                 force: bool, extra: tuple[str, ...] = ()) -> Stage:
+    """The stage directory ``<family>/<kind>``, after checking ``kind``; ``extra`` digests join the
+    config's (a user's data file: other data is another stage's output, not a resume)."""
     if kind not in kinds:
         raise ValueError(f"--kind must be one of {kinds}, got {kind!r}")
-    return Stage(cfg.run.run_dir, f"{family}/{kind}", cfg.digest(*sections, "run.seed"), force)
+    digest = cfg.digest(*sections, "run.seed")
+    if extra:
+        digest = hashlib.sha256("/".join((digest, *extra)).encode()).hexdigest()[:16]
+    return Stage(cfg.run.run_dir, f"{family}/{kind}", digest, force)
 
 
-def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
+def _digest_files(path: str) -> str:
+    """The content of a data file, or of a directory's .parquet files."""
+    p = Path(path)
+    if not p.exists():
+        from glore_ray.tasks.records import DataError
+
+        raise DataError(f"{p}: no such file or directory")
+    h = hashlib.sha256()
+    for f in sorted(p.glob("*.parquet")) if p.is_dir() else [p]:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def run_reward_model(cfg: Config, kind: str, force: bool = False, data: str | None = None) -> dict:
+    """Train reward model ``kind``; ``data`` is the stepwise table of kind ``stepwise`` (only)."""
     from glore_ray.stages.common import student_checkpoint
 
-    stage = _model_stage(cfg, "reward_models", RM_KINDS, kind, ("training.rm", "labels"), force)
+    if (kind == "stepwise") != (data is not None):
+        from glore_ray.config import ConfigError
+
+        raise ConfigError("--data (a stepwise table) goes with --kind stepwise, and only with it")
+    extra = (_digest_files(data),) if data is not None else ()
+    stage = _model_stage(cfg, "reward_models", RM_KINDS, kind, ("training.rm", "labels"), force, extra)
     if stage.done:
         return stage.manifest
-    objective, rows, data_counts = rm_rows(cfg, kind)
+    objective, rows, data_counts = rm_rows(cfg, kind, data)
     if not rows:
         raise ValueError(f"reward model {kind!r}: no training rows (did the labelling stages produce any?)")
     train, held_out = split_held_out(rows)
@@ -47,9 +72,13 @@ def run_reward_model(cfg: Config, kind: str, force: bool = False) -> dict:
                         extra={"checkpoint": result.checkpoint})
 
 
-def rm_rows(cfg: Config, kind: str) -> tuple[str, list[dict], dict]:
+def rm_rows(cfg: Config, kind: str, data: str | None = None) -> tuple[str, list[dict], dict]:
     """(objective, training rows, counts of how the rows were made) of reward model ``kind``."""
     run = cfg.run.run_dir
+    if kind == "stepwise":
+        from glore_ray.labeling.stepwise import read_stepwise
+
+        return "step_bce", read_stepwise(data), {"data": str(data)}
     if kind in ("orm", "balanced_orm"):
         return "step_bce", orm_table(run, kind), {}
     if kind == "contrastive_orm":

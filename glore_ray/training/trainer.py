@@ -60,10 +60,12 @@ def _dataset_and_count(rows, objective: str):
             raise ValueError(f"{rows}: Parquet rows lack column(s) {missing} needed by objective {objective!r}")
         # One pass on the driver: a bad row fails here with its index, not deep inside a worker.
         count = validate_rows(dataset.iter_rows(), objective, source=str(rows))
-        return dataset, count
+        return dataset.select_columns(list(REQUIRED_KEYS[objective])), count
     rows = list(rows)
     count = validate_rows(rows, objective)
-    return ray_api.dataset_from(rows), count
+    # Only the columns the objective reads go to the workers: a model must not depend on a row's
+    # other fields, and it did (Ray Data sized its blocks, and so the workers' shards, by them).
+    return ray_api.dataset_from([{k: r[k] for k in REQUIRED_KEYS[objective]} for r in rows]), count
 
 
 def latest_checkpoint_dir(storage: Path) -> str | None:

@@ -241,3 +241,70 @@ def test_service_on_the_run_answers_what_evaluation_measured(smoke_run):
             body = r.json()
             served = {k: body[k] for k in ("refined", "bad_step", "answer")} | {"chosen": body["chosen"]["kind"]}
             assert served == {k: d[k] for k in ("refined", "bad_step", "answer", "chosen")}, d["question_id"]
+
+
+def test_first_error_job_on_a_trained_sorm_reproduces_the_reports_calibrated_f1(smoke_run, tmp_path):
+    """Issue 19, item 3, through the real path: the evaluate stage's ProcessBench files, the
+    smoke run's trained SORM, the job as a user runs it."""
+    import subprocess
+    import sys
+
+    from glore_ray.stages.models import model_checkpoint
+
+    cfg, _, _ = smoke_run
+    run = Path(cfg.run.run_dir)
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    files = run / "evaluate" / "first_errors"
+    records = json.loads((files / "test_drafts.json").read_text())
+    assert len(records) == results["n_test_drafts"]
+    assert all(set(r) == {"id", "problem", "steps", "final_answer_correct", "label"} for r in records)
+    assert any(r["label"] >= 0 for r in records)  # the smoke student errs on most drafts (F1 may be NaN)
+    import os
+
+    repo = CONFIG.parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}  # this checkout's glore_ray, whatever is installed
+    job = [sys.executable, str(repo / "jobs" / "first_errors.py"),
+           "--model", model_checkpoint(cfg.run.run_dir, "reward_models/sorm"), "--records", str(files / "test_drafts.json")]
+    done = subprocess.run(job + ["--calibration", str(files / "calibration.json"), "--predictions", str(tmp_path / "p.jsonl")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    expected = results["reward_models"]["sorm"]["first_error_calibrated"]
+    assert out["threshold"] == pytest.approx(expected["threshold"], abs=1e-4)
+    for key in ("erroneous", "clean", "f1", "n_erroneous", "n_clean"):
+        assert out[key] == pytest.approx(expected[key], nan_ok=True), key
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == len(records)
+    refused = subprocess.run(job + ["--calibration", str(files / "test_drafts.json")], capture_output=True, text=True,
+                             timeout=300, env=env)
+    assert refused.returncode == 2 and "is the records file" in refused.stderr
+    report = (run / "report" / "report.md").read_text()
+    assert "F1 at calibrated τ (τ)" in report
+
+
+def test_stepwise_export_trains_the_same_sorm_as_the_stage(smoke_run):
+    """Issue 19, item 4: the labels stage's stepwise table (Parquet, the common layout) holds the
+    SORM's training rows exactly, and training on it from its path gives the stage's SORM, bit
+    for bit (the round trip: export, re-import, train)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from glore_ray.config import ConfigError
+    from glore_ray.labeling.stepwise import read_stepwise
+    from glore_ray.stages.labels import sorm_table, stepwise_path
+    from glore_ray.stages.models import model_checkpoint, run_reward_model
+
+    cfg, _, _ = smoke_run
+    path = stepwise_path(cfg.run.run_dir)
+    fields = ("question_id", "prompt", "solution", "labels")
+    assert read_stepwise(path) == [{k: r[k] for k in fields} for r in sorm_table(cfg.run.run_dir, "sorm")]
+    with pytest.raises(ConfigError, match="--data"):
+        run_reward_model(cfg, "sorm", data=str(path))
+    try:
+        run_reward_model(cfg, "stepwise", data=str(path))
+        ours = load_file(Path(model_checkpoint(cfg.run.run_dir, "reward_models/stepwise")) / "model.safetensors")
+        stage = load_file(Path(model_checkpoint(cfg.run.run_dir, "reward_models/sorm")) / "model.safetensors")
+        assert ours.keys() == stage.keys() and all(torch.equal(ours[k], stage[k]) for k in stage)
+    finally:  # the other tests compare the run's stages; this one is not part of the pipeline
+        shutil.rmtree(Path(cfg.run.run_dir) / "reward_models" / "stepwise", ignore_errors=True)

@@ -175,6 +175,32 @@ def test_first_error_f1_is_processbenchs_harmonic_mean():
     assert (m.first_error_f1([[0.9]], [[1]])["n_erroneous"], m.first_error_f1([[0.9]], [[1]])["n_clean"]) == (0, 1)
 
 
+def test_first_error_threshold_finds_the_best_f1_a_brute_force_scan_finds():
+    rng = random.Random(7)
+    for trial in range(60):
+        n = rng.randint(1, 12)
+        # Scores on a coarse grid, so ties between steps and solutions happen; a few NaN.
+        scores = [[rng.choice([math.nan] + [i / 10 for i in range(11)]) if rng.random() < 0.05 else rng.randint(0, 10) / 10
+                   for _ in range(rng.randint(1, 5))] for _ in range(n)]
+        labels = []
+        for ss in scores:
+            first = rng.choice([None] + list(range(len(ss) + 1)))  # len(ss): an error past the scored steps
+            labels.append([1] * len(ss) + [0] if first == len(ss) else
+                          [1] * len(ss) if first is None else [1] * first + [0] * (len(ss) - first))
+        best = m.first_error_threshold(scores, labels)
+        grid = [i / 1000 for i in range(1001)]
+        f1s = [m.first_error_f1(scores, labels, t)["f1"] for t in grid]
+        top = max((f for f in f1s if f == f), default=math.nan)
+        at_best = m.first_error_f1(scores, labels, best["threshold"])
+        assert 0.0 <= best["threshold"] <= 1.0
+        if math.isnan(top):
+            assert math.isnan(best["f1"]) and math.isnan(at_best["f1"])
+        else:
+            assert best["f1"] == pytest.approx(top) == pytest.approx(at_best["f1"]), trial
+            assert best["erroneous"] == pytest.approx(at_best["erroneous"])
+            assert best["clean"] == pytest.approx(at_best["clean"])
+
+
 def test_refinement_report_tables_by_hand():
     ids = ["a", "b", "c", "d"]
     draft = [False, False, True, True]
