@@ -113,7 +113,8 @@ def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_to
     requests = [RolloutRequest(p.id, student_prompt(p.question), n=samples_per_q, answer=p.answer) for p in problems]
     rows = generate_rows(generator, requests, max_new_tokens, temperature=1.0, base_seed=1)
     by_id = {p.id: p for p in problems}
-    samples = [{"question_id": r["question_id"], "prompt": student_prompt(by_id[r["question_id"]].question),
+    samples = [{"question_id": r["question_id"], "question": by_id[r["question_id"]].question,
+                "prompt": student_prompt(by_id[r["question_id"]].question),
                 "text": r["text"], "correct": r["correct"], "answer": by_id[r["question_id"]].answer} for r in rows]
     return samples, generator
 
@@ -137,7 +138,8 @@ def gsm8k_workload(path: Path, n_questions: int):
             value = step_result(steps[i])
             steps[i] = steps[i].replace(value, str(int(float(value)) + 7), 1) if value else steps[i] + " 7"
             steps[-1] = "#### " + str(int(float(r["answer"])) + 7)
-        samples.append({"question_id": r["id"], "prompt": student_prompt(r["question"]), "text": "\n".join(steps),
+        samples.append({"question_id": r["id"], "question": r["question"], "prompt": student_prompt(r["question"]),
+                        "text": "\n".join(steps),
                         "correct": correct, "answer": r["answer"]})
     return samples, HFGenerator(model, tokenizer, batch_size=128)
 

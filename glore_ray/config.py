@@ -72,7 +72,7 @@ class ModelConfig:
 class RolloutConfig:
     """The generator actor pool (Ray role: rollout actors)."""
 
-    backend: str = "hf"  # hf (transformers, any device) | vllm (GPU extra)
+    backend: str = "hf"  # hf (transformers, any device) | vllm (GPU extra, or vLLM's CPU build)
     num_actors: int = 1  # actor pool size
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0  # 1 per vLLM actor (x tensor_parallel) at real scale
@@ -82,7 +82,8 @@ class RolloutConfig:
     max_new_tokens: int = 96
     temperature: float = 1.0
     top_p: float = 1.0
-    gpu_memory_utilization: float = 0.85  # vLLM
+    gpu_memory_utilization: float = 0.85  # vLLM on a GPU: the share of its memory for weights and KV cache
+    cpu_kvcache_gib: int = 1  # vLLM's CPU build: KV cache size (VLLM_CPU_KVCACHE_SPACE, unless set)
     device: str = "auto"  # hf backend: torch device of each actor (auto: cuda when visible, else cpu)
     dtype: str | None = None  # hf/vllm weights dtype (None: the checkpoint's own); bfloat16 on GPUs at scale
     max_attempts: int = 3  # sampler passes over missing shards before giving up (actor deaths, lost tasks)

@@ -21,7 +21,7 @@ def prompt_of(problem) -> str:
     return f"Q: {problem.question}\nA: "
 
 
-def memorise(tokenizer, problems, steps: int = 150, seed: int = 0):
+def memorise(tokenizer, problems, steps: int = 150, seed: int = 0, n_head: int = 4):
     """A tiny LlamaForCausalLM trained to recite each problem's reference (then junk)."""
     import torch
 
@@ -30,7 +30,7 @@ def memorise(tokenizer, problems, steps: int = 150, seed: int = 0):
 
     texts = [f"{prompt_of(p)}{p.reference}\nQ: junk after the answer 1 2 3" for p in problems]
     texts.append(EOS_PROMPT + EOS_TEXT + tokenizer.eos_token)
-    model = build_tiny_lm(ModelConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, max_len=256), tokenizer, seed)
+    model = build_tiny_lm(ModelConfig(n_layer=2, d_model=64, n_head=n_head, d_ff=128, max_len=256), tokenizer, seed)
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     position_ids = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
@@ -49,15 +49,16 @@ def memorise(tokenizer, problems, steps: int = 150, seed: int = 0):
 _CACHE: dict = {}
 
 
-def memorised_lm_dir(tokenizer, root) -> str:
-    """The memorised model saved in HF format under ``root`` (trained once per process)."""
+def memorised_lm_dir(tokenizer, root, n_head: int = 4) -> str:
+    """The memorised model saved in HF format under ``root`` (trained once per process and head
+    count: vLLM's CPU attention needs heads of 32, ``n_head=2``)."""
     from pathlib import Path
 
-    if "dir" not in _CACHE:
-        model, loss = memorise(tokenizer, memorised_problems())
+    if n_head not in _CACHE:
+        model, loss = memorise(tokenizer, memorised_problems(), steps=150 if n_head == 4 else 300, n_head=n_head)
         assert loss < 0.1, f"the tiny model failed to memorise its solutions (loss {loss:.3f})"
-        path = Path(root) / "memorised_lm"
+        path = Path(root) / f"memorised_lm_{n_head}h"
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
-        _CACHE["dir"] = str(path)
-    return _CACHE["dir"]
+        _CACHE[n_head] = str(path)
+    return _CACHE[n_head]

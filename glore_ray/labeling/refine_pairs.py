@@ -32,8 +32,6 @@ from glore_ray.decide.how import global_prompt, local_prompt  # one definition: 
 from glore_ray.labeling.sorm import IGNORE_STEP
 from glore_ray.tasks.steps import join_steps, split_steps
 
-STUDENT_PROMPT = ("Q: ", "\nA: ")  # docs/architecture.md §3: ``Q: {question}\nA: ``
-
 
 @dataclass
 class PairReport:
@@ -45,15 +43,12 @@ class PairReport:
 
 
 def question_of(row: dict) -> str:
-    """The question text of a row: its ``question`` field, else parsed from the student prompt."""
-    if isinstance(row.get("question"), str):
-        return row["question"]
-    prompt = row.get("prompt")
-    head, tail = STUDENT_PROMPT
-    if not isinstance(prompt, str) or not (prompt.startswith(head) and prompt.rstrip(" ").endswith(tail.rstrip(" "))):
-        raise ValueError(f"row of question {row.get('question_id')!r}: no 'question' field and prompt "
-                         f"{prompt!r:.60} is not a student prompt 'Q: ...\\nA: '")
-    return prompt[len(head) : prompt.rstrip(" ").rindex(tail.rstrip(" "))]
+    """The question text of a sample or SORM label row (both carry it: stages/labels.py)."""
+    question = row.get("question")
+    if not isinstance(question, str):
+        raise ValueError(f"row of question {row.get('question_id')!r}: field 'question' must be a string, got "
+                         f"{question!r:.60} (label rows written before it was added: re-run sorm_labels with --force)")
+    return question
 
 
 def global_pairs(samples: list[dict], cap_per_question: int | None, seed: int) -> tuple[list[dict], PairReport]:

@@ -125,7 +125,8 @@ def balance_by_step(rows: list[dict], seed: int) -> tuple[list[dict], int]:
 
 def solution_steps(sample: dict, where: str) -> list[str]:
     """The steps of a sample row's ``text``; a ValueError naming ``where`` for a malformed row."""
-    for name, kind in (("question_id", str), ("prompt", str), ("text", str), ("correct", bool), ("answer", str)):
+    for name, kind in (("question_id", str), ("question", str), ("prompt", str), ("text", str), ("correct", bool),
+                       ("answer", str)):
         if not isinstance(sample.get(name), kind):
             raise ValueError(f"{where}: field {name!r} must be {kind.__name__}, got {sample.get(name)!r:.60}")
     return split_steps(sample["text"])
@@ -135,6 +136,7 @@ def label_row(sample: dict, steps: list[str], labels: list[int], audit: dict) ->
     """A SORM label row: the step_bce row format (shared with ORM rows) plus audit fields."""
     return {
         "question_id": sample["question_id"],
+        "question": sample["question"],  # the refiners' prompts are built from it (labeling/refine_pairs.py)
         "prompt": sample["prompt"],
         "solution": join_steps(steps),
         "labels": labels,

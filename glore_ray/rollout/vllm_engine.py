@@ -1,20 +1,28 @@
-"""The vLLM backend (GPU extra): offline ``vllm.LLM`` with prefix caching (docs/architecture.md §5).
+"""The vLLM backend: offline ``vllm.LLM`` with prefix caching (docs/architecture.md §5), on a GPU or,
+through vLLM's CPU build, on a CPU (``make vllm-env``).
 
-vLLM is imported only here, and only when a VLLMGenerator is built, so the package imports on
-machines without it (tests skip cleanly). Each *sample* is its own vLLM request with ``n=1`` and
-its own seed (engine.rollout_seed): that keeps a sample's text a function of its identity, not of
-how many siblings it has, which the SORM scheduler relies on (docs/architecture.md §5). Prefix caching makes the
-K copies of a prompt (and the shared step prefixes of SORM verification) cost one prefill.
+vLLM is imported only here and in ``vllm_stop.py``, and only when a VLLMGenerator is built, so the
+package imports on machines without it (tests skip cleanly). Each *sample* is its own vLLM request
+with ``n=1`` and its own seed (engine.rollout_seed): that keeps a sample's text a function of its
+identity, not of how many siblings it has, which the SORM scheduler relies on (docs/architecture.md
+§5). Prefix caching makes the K copies of a prompt (and the shared step prefixes of SORM
+verification) cost one prefill.
 
-vLLM's stop strings are literal, so it cannot stop at "the newline that ends a line starting
-with ####": a rollout runs to EOS or max_tokens and is then cut by the same rule as HFGenerator's
-(engine.cut_at_answer), its token count re-derived from the kept text. The tokens after the answer
-line are wasted (a gap: a custom logits processor could end them early).
+A rollout ends at its answer line, as HFGenerator's does: vLLM's stop strings are literal, so
+the logits processor ``vllm_stop.AnswerLineStop`` ends each request with EOS once the newline of
+a line starting with ``####`` is out. The text is still cut by engine.cut_at_answer (a no-op then).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from glore_ray.rollout.engine import Completion, RolloutError, cut_at_answer, request_seeds
+
+ANSWER_STOP = "glore_ray.rollout.vllm_stop:AnswerLineStop"  # loaded by name in vLLM's engine process
+LINE_KEY = "glore_answer_line"  # SamplingParams.extra_args: the line a request starts in (opts it in)
 
 
 def vllm_available() -> bool:
@@ -26,18 +34,17 @@ def vllm_available() -> bool:
 
 
 class VLLMGenerator:
-    """``Generator`` on one GPU or one tensor-parallel group of GPUs."""
+    """``Generator`` on one GPU, one tensor-parallel group of GPUs, or the CPU (vLLM's CPU build)."""
 
     def __init__(self, model_path: str, rollout_cfg, llm=None):
         if llm is None:
             try:
                 from vllm import LLM
             except ImportError as err:
-                raise RolloutError("rollout.backend=vllm needs vLLM: pip install 'glore-ray[gpu]' on a GPU machine"
-                                   ) from err
-            llm = LLM(model=model_path, tensor_parallel_size=rollout_cfg.tensor_parallel,
-                      gpu_memory_utilization=rollout_cfg.gpu_memory_utilization, enable_prefix_caching=True,
-                      dtype=rollout_cfg.dtype or "auto", seed=0)
+                raise RolloutError("rollout.backend=vllm needs vLLM: pip install 'glore-ray[gpu]' on a GPU machine, "
+                                   "or `make vllm-env` for vLLM's CPU build (README)") from err
+            llm = LLM(model=model_path, enable_prefix_caching=True, seed=0, logits_processors=[ANSWER_STOP],
+                      **engine_args(model_path, rollout_cfg, _cuda_visible()))
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.context = _max_model_len(llm)
@@ -56,7 +63,8 @@ class VLLMGenerator:
                 prompts.append(request.text)
                 params.append(SamplingParams(
                     n=1, seed=seed, temperature=0.0 if greedy else temperature, top_p=1.0 if greedy else top_p,
-                    max_tokens=min(max_new_tokens, self.context - n_prompt), skip_special_tokens=True))
+                    max_tokens=min(max_new_tokens, self.context - n_prompt), skip_special_tokens=True,
+                    extra_args={LINE_KEY: request.text.rsplit("\n", 1)[-1]}))
                 owners.append((r_idx, s_idx, seed))
         out: list[list] = [[None] * r.n for r in requests]
         results = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
@@ -71,6 +79,52 @@ class VLLMGenerator:
             ids = ids[: _tokens_covering(self.tokenizer, ids, len(text))]
         finished = cut or output.finish_reason == "stop"
         return Completion(sample_index, text, len(ids), finished, seed)
+
+
+def engine_args(model_path: str, rollout_cfg, cuda: bool) -> dict:
+    """Device-specific ``vllm.LLM`` arguments. A GPU sizes its KV cache as a share of GPU memory;
+    the CPU build by ``VLLM_CPU_KVCACHE_SPACE`` (GiB), set from ``rollout.cpu_kvcache_gib`` unless
+    the environment already has it. On CPU the weights keep the checkpoint's dtype when none is
+    configured (vLLM's "auto" would cast a float32 checkpoint to bfloat16 there, and greedy text
+    would drift from HFGenerator's)."""
+    if cuda:
+        return {"tensor_parallel_size": rollout_cfg.tensor_parallel, "dtype": rollout_cfg.dtype or "auto",
+                "gpu_memory_utilization": rollout_cfg.gpu_memory_utilization}
+    if rollout_cfg.tensor_parallel != 1:
+        raise RolloutError(f"rollout.tensor_parallel={rollout_cfg.tensor_parallel}: vLLM on CPU runs one process")
+    config = _checkpoint_config(model_path)
+    _check_cpu_head_size(model_path, config)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout_cfg.cpu_kvcache_gib))
+    return {"dtype": rollout_cfg.dtype or str(config.get("dtype") or config.get("torch_dtype") or "auto")}
+
+
+def _checkpoint_config(model_path: str) -> dict:
+    """An HF checkpoint's config.json ({} for a hub id or a directory without one)."""
+    path = Path(model_path) / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _check_cpu_head_size(model_path: str, config: dict) -> None:
+    """vLLM's CPU attention kernels take only some head sizes; any other kills the engine at its
+    first step (``EngineDeadError``), far from the cause. Refuse it here, naming the checkpoint."""
+    if not config.get("num_attention_heads") or not config.get("hidden_size"):
+        return
+    head = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    try:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+    except ImportError:  # another vLLM layout: let the engine decide
+        return
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head not in supported:
+        raise RolloutError(f"{model_path}: head size {head} (hidden_size {config['hidden_size']} / "
+                           f"{config['num_attention_heads']} heads) is not one vLLM's CPU attention supports "
+                           f"({supported}); use rollout.backend=hf for this model")
+
+
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _tokens_covering(tokenizer, ids: list[int], n_chars: int) -> int:

@@ -189,7 +189,7 @@ class SormShardJob:
 # Schemas given, not inferred from a shard's rows: a shard with no rollouts, or with no witness
 # at all, must still write columns of the same types as every other shard.
 LABEL_SCHEMA = pa.schema([
-    ("question_id", pa.string()), ("prompt", pa.string()), ("solution", pa.string()), ("labels", pa.list_(pa.int64())),
+    ("question_id", pa.string()), ("question", pa.string()), ("prompt", pa.string()), ("solution", pa.string()), ("labels", pa.list_(pa.int64())),
     ("correct", pa.bool_()), ("raw_labels", pa.list_(pa.int64())), ("witnesses", pa.list_(pa.string())),
     ("rollouts_per_step", pa.list_(pa.int64())), ("prefix_keys", pa.list_(pa.string())),
 ])

@@ -35,7 +35,7 @@ def make_samples(n_problems: int, per_problem: int, seed: int = 0):
     for p in problems:
         for _ in range(per_problem):
             text = noisy_solution(p, rng)
-            samples.append({"question_id": p.id, "prompt": f"Q: {p.question}\nA: ", "text": text,
+            samples.append({"question_id": p.id, "question": p.question, "prompt": f"Q: {p.question}\nA: ", "text": text,
                             "correct": is_correct(text, p.answer), "answer": p.answer})
     return problems, samples
 

@@ -232,3 +232,23 @@ def test_unreadable_model_path_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RolloutError, match="no config.json"):
         load_generator(str(tmp_path / "empty"), RolloutConfig(device="cpu"))
+
+
+def test_vllm_engine_arguments_follow_the_device(tiny_lm_dir, monkeypatch):
+    """No vLLM needed: what VLLMGenerator would hand vllm.LLM on a GPU and on a CPU."""
+    from glore_ray.rollout.vllm_engine import engine_args
+
+    cfg = RolloutConfig(backend="vllm", gpu_memory_utilization=0.5, cpu_kvcache_gib=3)
+    gpu = engine_args(str(tiny_lm_dir), cfg, cuda=True)
+    assert gpu == {"tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.5}
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    cpu = engine_args(str(tiny_lm_dir), cfg, cuda=False)
+    assert cpu == {"dtype": "float32"}  # the checkpoint's own, not vLLM's bfloat16 "auto" on CPU
+    import os
+
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "7")  # a user's setting wins
+    engine_args(str(tiny_lm_dir), cfg, cuda=False)
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "7"
+    with pytest.raises(RolloutError, match="tensor_parallel=2: vLLM on CPU runs one process"):
+        engine_args(str(tiny_lm_dir), RolloutConfig(backend="vllm", tensor_parallel=2), cuda=False)

@@ -21,7 +21,7 @@ QUESTION = "Ava has 5 pens. She buys 3, loses 2, then buys 4. How many?"
 
 
 def _sample(qid, text, correct):
-    return {"question_id": qid, "prompt": PROMPT, "text": text, "correct": correct}
+    return {"question_id": qid, "question": QUESTION, "prompt": PROMPT, "text": text, "correct": correct}
 
 
 def test_contrastive_pairs_use_each_solution_once_up_to_the_smaller_class():
@@ -71,7 +71,8 @@ DRAFT = "5 + 3 = 8\n8 - 2 = 5\n5 + 4 = 9\n#### 9\n"  # step 1 is wrong (8 - 2 = 
 
 
 def _label_row(qid, keys, made, correct=False, solution=DRAFT):
-    return {"question_id": qid, "prompt": PROMPT, "solution": solution, "labels": [1] * 4, "correct": correct,
+    return {"question_id": qid, "question": QUESTION, "prompt": PROMPT, "solution": solution, "labels": [1] * 4,
+            "correct": correct,
             "raw_labels": [-1] * 4, "witnesses": [None] * 4, "rollouts_per_step": made, "prefix_keys": keys}
 
 

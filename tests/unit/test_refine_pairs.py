@@ -11,7 +11,7 @@ QUESTION = "Ava has 2 pens. She buys 3. How many?"
 
 
 def _s(qid, text, correct):
-    return {"question_id": qid, "prompt": PROMPT, "text": text, "correct": correct}
+    return {"question_id": qid, "question": QUESTION, "prompt": PROMPT, "text": text, "correct": correct}
 
 
 def test_prompts_follow_design_format():
@@ -20,10 +20,9 @@ def test_prompts_follow_design_format():
     assert local_prompt(QUESTION, "2 + 3 = 6\n#### 6", 0).endswith("Draft:\n[BAD]2 + 3 = 6\n#### 6\nRefinement:\n")
     with pytest.raises(ValueError, match="out of range"):
         local_prompt(QUESTION, "#### 6", 1)
-    assert question_of({"prompt": PROMPT}) == QUESTION
-    assert question_of({"prompt": "junk", "question": "Q?"}) == "Q?"
-    with pytest.raises(ValueError, match="not a student prompt"):
-        question_of({"question_id": "q", "prompt": "junk"})
+    assert question_of({"prompt": "junk", "question": "Q?"}) == "Q?"  # the field, never the prompt parsed
+    with pytest.raises(ValueError, match="question 'q'.*field 'question' must be a string"):
+        question_of({"question_id": "q", "prompt": PROMPT})
 
 
 def test_global_pairs_every_distinct_pair_then_capped():
@@ -41,7 +40,7 @@ def test_global_pairs_every_distinct_pair_then_capped():
 
 
 def _label_row(solution, labels, witnesses, correct=False, qid="a"):
-    return {"question_id": qid, "prompt": PROMPT, "solution": solution, "labels": labels,
+    return {"question_id": qid, "question": QUESTION, "prompt": PROMPT, "solution": solution, "labels": labels,
             "correct": correct, "witnesses": witnesses}
 
 

@@ -91,7 +91,8 @@ PROMPT = "Q: Ava has 5 pens.\nA: "
 
 
 def _sample(text, correct, qid="q"):
-    return {"question_id": qid, "prompt": PROMPT, "text": text, "correct": correct, "answer": "20"}
+    return {"question_id": qid, "question": "Ava has 5 pens.", "prompt": PROMPT, "text": text, "correct": correct,
+            "answer": "20"}
 
 
 class Scripted:

@@ -97,9 +97,9 @@ def test_seed_keys_are_stable_and_distinguish_questions_and_prefixes():
     assert prefix_key("q", "1 + 1 = 2\n") != prefix_key("q", "1 + 1 = 3\n")
 
 
-@pytest.mark.parametrize("field", ["question_id", "prompt", "text", "correct", "answer"])
+@pytest.mark.parametrize("field", ["question_id", "question", "prompt", "text", "correct", "answer"])
 def test_missing_fields_are_named(field):
-    sample = {"question_id": "q", "prompt": "Q: x\nA: ", "text": "#### 1", "correct": True, "answer": "1"}
+    sample = {"question_id": "q", "question": "x", "prompt": "Q: x\nA: ", "text": "#### 1", "correct": True, "answer": "1"}
     del sample[field]
     with pytest.raises(ValueError, match=f"sample 0 .*{field!r}"):
         naive_labels([sample], FakeVerifier([]), LabelConfig())

@@ -19,7 +19,7 @@ def samples_for(problems, per_question: int) -> list[dict]:
         wrong = steps[:-2] + [steps[-2] + "1", "#### 0"] if len(steps) > 2 else ["1 + 1 = 3", "#### 3"]
         for j in range(per_question):
             text = p.reference if j == 0 else "\n".join(wrong)
-            rows.append({"question_id": p.id, "prompt": student_prompt(p.question), "text": text,
+            rows.append({"question_id": p.id, "question": p.question, "prompt": student_prompt(p.question), "text": text,
                          "correct": j == 0, "answer": p.answer})
     return rows
 
