@@ -95,7 +95,11 @@ def engine_args(model_path: str, rollout_cfg, cuda: bool) -> dict:
     config = _checkpoint_config(model_path)
     _check_cpu_head_size(model_path, config)
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(rollout_cfg.cpu_kvcache_gib))
-    return {"dtype": rollout_cfg.dtype or str(config.get("dtype") or config.get("torch_dtype") or "auto")}
+    # No chunked prefill on CPU: when a prompt's prefill is split over steps, vLLM (0.32) rewinds
+    # that request's seeded torch.Generator with set_offset, which CPU generators do not have, and
+    # the engine dies ("CPU Generator does not use offset"). Every sample here is seeded.
+    return {"dtype": rollout_cfg.dtype or str(config.get("dtype") or config.get("torch_dtype") or "auto"),
+            "enable_chunked_prefill": False}
 
 
 def _checkpoint_config(model_path: str) -> dict:

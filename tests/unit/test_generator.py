@@ -243,7 +243,7 @@ def test_vllm_engine_arguments_follow_the_device(tiny_lm_dir, monkeypatch):
     assert gpu == {"tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.5}
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     cpu = engine_args(str(tiny_lm_dir), cfg, cuda=False)
-    assert cpu == {"dtype": "float32"}  # the checkpoint's own, not vLLM's bfloat16 "auto" on CPU
+    assert cpu == {"dtype": "float32", "enable_chunked_prefill": False}  # the checkpoint's dtype, not bfloat16
     import os
 
     assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "3"
