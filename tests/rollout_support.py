@@ -62,3 +62,40 @@ def memorised_lm_dir(tokenizer, root, n_head: int = 4) -> str:
         tokenizer.save_pretrained(path)
         _CACHE[n_head] = str(path)
     return _CACHE[n_head]
+
+
+def sample_killing_one_actor(stage, requests, model_dir, cfg, base_seed: int, timeout: float = 600):
+    """``sample_to_stage`` in a thread, SIGKILLing one generator actor once the first shard is on
+    disk: (the summary, how many shards were done at the kill)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from glore_ray.rollout.sampler import sample_to_stage
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        summary=sample_to_stage(requests, stage, "rollouts", model_dir, cfg, base_seed=base_seed)))
+    worker.start()
+    deadline = time.time() + timeout / 2
+    while not list(stage.table_dir("rollouts").glob("part-*.parquet")) and time.time() < deadline:
+        time.sleep(0.05)
+    victims = map_workers()
+    assert victims, "no generator actor found to kill"
+    os.kill(victims[0].pid, signal.SIGKILL)
+    done_at_kill = len(list(stage.table_dir("rollouts").glob("part-*.parquet")))
+    worker.join(timeout=timeout)
+    assert not worker.is_alive() and "summary" in result
+    assert done_at_kill < len(requests), "the run ended before the kill: the test proved nothing"
+    return result["summary"], done_at_kill
+
+
+def map_workers():
+    """The live Ray Data actors (the generator pool) of this test session's cluster."""
+    import ray
+    from ray.util.state import list_actors
+
+    address = ray.get_runtime_context().gcs_address  # other Ray instances may run on this machine
+    alive = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
+    return [a for a in alive if "MapWorker" in a.class_name]

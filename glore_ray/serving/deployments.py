@@ -90,20 +90,36 @@ class Coalescer:
 _BATCH = dict(max_batch_size=16, batch_wait_timeout_s=0.01, max_concurrent_batches=256)
 
 
-@serve.deployment
-class GeneratorDeployment:
-    """A greedy text generator (the student, or a refiner) behind a batching queue."""
+class _Batched:
+    """What both model deployments are: a model behind a ``@serve.batch`` queue (the method named
+    ``QUEUE``) whose closed batches a Coalescer turns into model calls."""
 
-    def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
-        self.model = as_text_generator(loader())
-        self.coalescer = Coalescer(self._generate_many, batch_max_size)
+    QUEUE = ""
+
+    def _start(self, model, work: Callable, batch_max_size: int, batch_wait_timeout_s: float) -> None:
+        self.model = model
+        self.coalescer = Coalescer(work, batch_max_size)
         self.configure_batching(batch_max_size, batch_wait_timeout_s)
 
     def configure_batching(self, batch_max_size: int, batch_wait_timeout_s: float) -> None:
         """Resize the batch queue in place (the benchmark compares batch sizes on one replica)."""
-        self.generate.set_max_batch_size(batch_max_size)
-        self.generate.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        queue = getattr(self, self.QUEUE)
+        queue.set_max_batch_size(batch_max_size)
+        queue.set_batch_wait_timeout_s(batch_wait_timeout_s)
         self.coalescer.max_size = batch_max_size
+
+    def batch_stats(self) -> dict:
+        return self.coalescer.stats()
+
+
+@serve.deployment
+class GeneratorDeployment(_Batched):
+    """A greedy text generator (the student, or a refiner) behind a batching queue."""
+
+    QUEUE = "generate"
+
+    def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
+        self._start(as_text_generator(loader()), self._generate_many, batch_max_size, batch_wait_timeout_s)
 
     @serve.batch(**_BATCH)
     async def generate(self, prompts: list[str], max_new_tokens: list[int]) -> list[str]:
@@ -121,23 +137,15 @@ class GeneratorDeployment:
                 outputs[i] = str(text)
         return outputs
 
-    def batch_stats(self) -> dict:
-        return self.coalescer.stats()
-
 
 @serve.deployment
-class ScorerDeployment:
+class ScorerDeployment(_Batched):
     """A step scorer (ORM or SORM) behind a batching queue."""
 
-    def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
-        self.model = as_step_scorer(loader())
-        self.coalescer = Coalescer(self._score_many, batch_max_size)
-        self.configure_batching(batch_max_size, batch_wait_timeout_s)
+    QUEUE = "score"
 
-    def configure_batching(self, batch_max_size: int, batch_wait_timeout_s: float) -> None:
-        self.score.set_max_batch_size(batch_max_size)
-        self.score.set_batch_wait_timeout_s(batch_wait_timeout_s)
-        self.coalescer.max_size = batch_max_size
+    def __init__(self, loader: Callable[[], object], batch_max_size: int = 16, batch_wait_timeout_s: float = 0.01):
+        self._start(as_step_scorer(loader()), self._score_many, batch_max_size, batch_wait_timeout_s)
 
     @serve.batch(**_BATCH)
     async def score(self, prompts: list[str], solutions: list[str]) -> list[list[float]]:
@@ -162,9 +170,6 @@ class ScorerDeployment:
                 raise RuntimeError(f"scorer returned {len(row)} step scores for a solution of {n_steps} steps")
             checked.append([float(x) for x in row])
         return checked
-
-    def batch_stats(self) -> dict:
-        return self.coalescer.stats()
 
 
 # --------------------------------------------------------------------------------------------

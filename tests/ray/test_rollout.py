@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import signal
-import threading
 import time
 
 import pytest
 import torch
-from rollout_support import memorised_lm_dir, memorised_problems, prompt_of
+from rollout_support import map_workers, memorised_lm_dir, memorised_problems, prompt_of, sample_killing_one_actor
 
 from glore_ray.artifacts import Stage
 from glore_ray.config import RolloutConfig
@@ -42,15 +39,6 @@ def _mixed_requests():
             requests.append(RolloutRequest(p.id, prompt_of(p), prefix=prefix, prefix_index=i, n=2, answer=p.answer))
         requests.append(RolloutRequest(p.id, prompt_of(p), n=1, answer=p.answer, greedy=True, round=1))
     return requests
-
-
-def _map_workers():
-    import ray
-    from ray.util.state import list_actors
-
-    address = ray.get_runtime_context().gcs_address  # other Ray instances may run on this machine
-    alive = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
-    return [a for a in alive if "MapWorker" in a.class_name]
 
 
 @pytest.fixture(scope="module")
@@ -123,21 +111,7 @@ def test_resume_redoes_only_missing_shards_and_reproduces_them(ray_cluster, mode
 def test_a_killed_actor_loses_and_duplicates_nothing(ray_cluster, model_dir, direct_rows, tmp_path):
     stage = Stage(tmp_path, "orm_data", digest="d1")
     cfg = dataclasses.replace(CFG, shard_rows=1)  # many small shards: the kill lands mid-run
-    requests = _mixed_requests()
-    result = {}
-    worker = threading.Thread(target=lambda: result.update(
-        summary=sample_to_stage(requests, stage, "rollouts", model_dir, cfg, base_seed=11)))
-    worker.start()
-    deadline = time.time() + 240
-    while not list(stage.table_dir("rollouts").glob("part-*.parquet")) and time.time() < deadline:
-        time.sleep(0.05)
-    victims = _map_workers()
-    assert victims, "no generator actor found to kill"
-    os.kill(victims[0].pid, signal.SIGKILL)
-    done_at_kill = len(list(stage.table_dir("rollouts").glob("part-*.parquet")))
-    worker.join(timeout=400)
-    assert not worker.is_alive() and "summary" in result
-    assert done_at_kill < len(requests), "the run ended before the kill: the test proved nothing"
+    sample_killing_one_actor(stage, _mixed_requests(), model_dir, cfg, base_seed=11, timeout=480)
     rows = stage.read_table("rollouts")
     assert len(rows) == len(direct_rows) == len({_key(r) for r in rows})
     assert all(row == direct_rows[_key(row)] for row in rows)
@@ -155,7 +129,7 @@ def test_bad_input_fails_clearly_and_leaves_no_actors(ray_cluster, model_dir, tm
         sample_to_stage([too_long], stage, "toolong", model_dir, CFG)
     assert time.time() - started < 120  # failed, not retried forever
     deadline = time.time() + 30
-    while _map_workers() and time.time() < deadline:
+    while map_workers() and time.time() < deadline:
         time.sleep(0.5)
-    left = _map_workers()
+    left = map_workers()
     assert left == [], [(a.actor_id, a.pid, a.state, a.num_restarts) for a in left]

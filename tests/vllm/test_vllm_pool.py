@@ -4,18 +4,14 @@ equal to VLLMGenerator called directly, also when an actor is killed mid-run."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import threading
-import time
 
 import pytest
-from rollout_support import memorised_lm_dir, memorised_problems, prompt_of
+from rollout_support import memorised_lm_dir, memorised_problems, prompt_of, sample_killing_one_actor
 
 from glore_ray.artifacts import Stage
 from glore_ray.config import RolloutConfig
 from glore_ray.rollout.engine import RolloutRequest
-from glore_ray.rollout.sampler import generate_rows, sample_to_stage
+from glore_ray.rollout.sampler import generate_rows
 from glore_ray.rollout.vllm_engine import vllm_available
 from glore_ray.tasks.steps import split_steps
 
@@ -59,32 +55,12 @@ def direct_rows(model_dir):
     return {_key(r): r for r in rows}
 
 
-def _map_workers():
-    import ray
-    from ray.util.state import list_actors
-
-    alive = list_actors(address=ray.get_runtime_context().gcs_address, filters=[("state", "=", "ALIVE")], limit=1000)
-    return [a for a in alive if "MapWorker" in a.class_name]
-
-
 def test_a_pool_of_vllm_actors_writes_every_sample_once_even_when_one_is_killed(ray_cluster, model_dir, direct_rows,
                                                                                  tmp_path):
     stage = Stage(tmp_path, "orm_data", digest="d1")
     cfg = dataclasses.replace(CFG, shard_rows=1)  # many small shards: the kill lands mid-run
-    requests, result = _requests(), {}
-    worker = threading.Thread(target=lambda: result.update(
-        summary=sample_to_stage(requests, stage, "rollouts", model_dir, cfg, base_seed=11)))
-    worker.start()
-    deadline = time.time() + 300
-    while not list(stage.table_dir("rollouts").glob("part-*.parquet")) and time.time() < deadline:
-        time.sleep(0.05)
-    victims = _map_workers()
-    assert victims, "no generator actor found to kill"
-    os.kill(victims[0].pid, signal.SIGKILL)
-    done_at_kill = len(list(stage.table_dir("rollouts").glob("part-*.parquet")))
-    worker.join(timeout=600)
-    assert not worker.is_alive() and "summary" in result
-    assert done_at_kill < len(requests), "the run ended before the kill: the test proved nothing"
+    requests = _requests()
+    sample_killing_one_actor(stage, requests, model_dir, cfg, base_seed=11, timeout=600)
     rows = stage.read_table("rollouts")
     assert len(rows) == len(direct_rows) == len({_key(r) for r in rows}) == sum(r.n for r in requests)
     assert all(row == direct_rows[_key(row)] for row in rows)  # same seeds, same texts, any actor
