@@ -1,8 +1,10 @@
-"""SORM labelling cost: the efficient scheduler vs the paper's naive procedure (docs/architecture.md §5).
+"""SORM labelling cost: the paper's naive procedure, our efficient scheduler and OmegaPRM's /
+EpicPRM's binary search (docs/architecture.md §5).
 
-Both run in this process on the same solutions with the same rollout seeds, through the same
-HFGenerator; the table reports rollouts, generated tokens, wall time and whether the labels are
-identical. Two workloads:
+All run in this process on the same solutions with the same rollout seeds, through the same
+HFGenerator; the table reports rollouts, generated tokens, wall time, the share of solutions
+whose labels equal the naive procedure's and, in the tiny world, how often the step labels agree
+with the exact oracle (a column no peer can measure). Two workloads:
 
 - tiny: the tiny world, student samples from a trained student (``--student``; by default the
   final student of ``runs/tiny`` written by ``make pipeline``);
@@ -10,7 +12,7 @@ identical. Two workloads:
   result corrupted in half of them) verified by a tiny random-init model: the labels are
   meaningless, the counting is not.
 
-    .venv/bin/python bench/sorm_labels.py [--student PATH] [--questions 60] [--k 8]
+    .venv/bin/python bench/sorm_labels.py [--student PATH] [--questions 60] [--k 8] [--config C overrides...]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from glore_ray.config import LabelConfig, ModelConfig  # noqa: E402
 from glore_ray.labeling.scheduler import sorm_labels  # noqa: E402
 from glore_ray.labeling.sorm import VerifyResult  # noqa: E402
+from glore_ray.metrics import label_agreement  # noqa: E402
 from glore_ray.rollout.engine import RolloutRequest  # noqa: E402
 from glore_ray.rollout.hf_engine import HFGenerator  # noqa: E402
 from glore_ray.rollout.sampler import generate_rows  # noqa: E402
@@ -71,44 +74,52 @@ def exact_lower_bound(naive_result) -> dict:
             "tokens": sum(r["num_tokens"] for v in needed.values() for r in v)}
 
 
-def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,)) -> dict:
+def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,), exact=None) -> dict:
     """Naive vs the efficient scheduler at each ``sorm_chunk`` (rollouts per prefix per wave):
     chunk 1 stops a prefix at its first counting rollout exactly; larger chunks make fewer,
-    larger waves for a few more rollouts."""
+    larger waves for a few more rollouts; and the binary search at chunk 1. ``exact(row)``: the
+    oracle's step labels of a label row, where the workload has an oracle."""
     runs = {}
-    for mode, chunk in [("naive", 1)] + [("efficient", c) for c in chunks]:
+    modes = [("naive", 1)] + [("efficient", c) for c in chunks] + [("binary", 1)]
+    for mode, chunk in modes:
         config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode, sorm_chunk=chunk)
         t0 = time.perf_counter()
         result = sorm_labels(samples, verifier(generator, max_new_tokens, seed=0), config)
         if mode == "naive":
             bound = exact_lower_bound(result)
-        runs[mode if mode == "naive" else f"efficient_chunk{chunk}"] = {
+        labels = [r["labels"] for r in result.rows]
+        runs[mode if mode == "naive" else f"{mode}_chunk{chunk}"] = {
             "seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
-            "tokens": result.stats.tokens_generated, "waves": result.stats.waves,
-            "labels": [r["labels"] for r in result.rows]}
+            "tokens": result.stats.tokens_generated, "waves": result.stats.waves, "labels": labels,
+            "oracle_agreement": (label_agreement(labels, [exact(r) for r in result.rows])["agreement"]
+                                 if exact else None)}
     naive = runs["naive"]
     out = {"solutions": len(samples), "correct": sum(s["correct"] for s in samples),
            "naive_rollouts": naive["rollouts"], "naive_tokens": naive["tokens"],
            "naive_seconds": round(naive["seconds"], 2),
            "lower_bound_rollouts": bound["rollouts"], "lower_bound_tokens": bound["tokens"],
-           "lower_bound_token_ratio": bound["tokens"] / max(1, naive["tokens"])}
+           "lower_bound_token_ratio": bound["tokens"] / max(1, naive["tokens"]),
+           "naive_oracle_agreement": naive["oracle_agreement"]}
     for name, r in runs.items():
         if name == "naive":
             continue
+        same = [a == b for a, b in zip(r["labels"], naive["labels"], strict=True)]
         out[name] = {"rollouts": r["rollouts"], "tokens": r["tokens"], "waves": r["waves"],
                      "seconds": round(r["seconds"], 2), "token_ratio": r["tokens"] / max(1, naive["tokens"]),
                      "rollout_ratio": r["rollouts"] / max(1, naive["rollouts"]),
                      "speedup": naive["seconds"] / max(1e-9, r["seconds"]),
-                     "labels_identical": r["labels"] == naive["labels"]}
+                     "labels_identical": all(same), "same_as_naive": sum(same) / max(1, len(same)),
+                     "oracle_agreement": r["oracle_agreement"]}
     return out
 
 
-def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int):
+def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int, config: str,
+                  overrides: list[str]):
     from glore_ray.config import load_config
-    from glore_ray.tasks.tiny_world import generate_problems
+    from glore_ray.tasks.tiny_world import exact_step_labels, generate_problems
 
     generator = HFGenerator(student, batch_size=128)
-    world = load_config(ROOT / "configs" / "tiny.yaml").data.tiny_world  # the world the student learned
+    world = load_config(config, overrides).data.tiny_world  # the world the student learned
     problems = generate_problems(n_questions, seed=123, split="bench", config=world)
     requests = [RolloutRequest(p.id, student_prompt(p.question), n=samples_per_q, answer=p.answer) for p in problems]
     rows = generate_rows(generator, requests, max_new_tokens, temperature=1.0, base_seed=1)
@@ -116,7 +127,7 @@ def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_to
     samples = [{"question_id": r["question_id"], "question": by_id[r["question_id"]].question,
                 "prompt": student_prompt(by_id[r["question_id"]].question),
                 "text": r["text"], "correct": r["correct"], "answer": by_id[r["question_id"]].answer} for r in rows]
-    return samples, generator
+    return samples, generator, lambda row: exact_step_labels(by_id[row["question_id"]], row["solution"])
 
 
 def gsm8k_workload(path: Path, n_questions: int):
@@ -151,6 +162,10 @@ def main() -> None:
     parser.add_argument("--samples-per-question", type=int, default=4)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--chunks", default="1,2,8", help="efficient scheduler sorm_chunk values to compare")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="tiny workload: rollout budget")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"),
+                        help="tiny workload: the config whose world the student learned")
+    parser.add_argument("overrides", nargs="*", help="tiny workload: dotted overrides of that config's world")
     parser.add_argument("--gsm8k", default=str(ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sorm_labels.json"))
     args = parser.parse_args()
@@ -164,25 +179,29 @@ def main() -> None:
     if student is None and (ROOT / "runs/tiny/student/final.json").exists():
         student = json.loads((ROOT / "runs/tiny/student/final.json").read_text())["checkpoint"]
     if student:
-        samples, gen = tiny_workload(student, args.questions, args.samples_per_question, 64)
-        results["tiny"] = compare(samples, gen, args.k, 64, chunks)
+        samples, gen, exact = tiny_workload(student, args.questions, args.samples_per_question, args.max_new_tokens,
+                                            args.config, args.overrides)
+        results["tiny"] = compare(samples, gen, args.k, args.max_new_tokens, chunks, exact)
     else:
         print("tiny: skipped (no student: run `make pipeline` first or pass --student)")
     if Path(args.gsm8k).exists():
         samples, gen = gsm8k_workload(Path(args.gsm8k), args.questions)
         results["gsm8k_format"] = compare(samples, gen, args.k, 48, chunks)
-    cols = ["rollouts", "tokens", "token_ratio", "waves", "seconds", "speedup", "labels_identical"]
+    cols = ["rollouts", "tokens", "token_ratio", "waves", "seconds", "speedup", "same_as_naive", "oracle_agreement"]
     print("| workload | scheduler | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
     for name, r in results.items():
+        oracle = r["naive_oracle_agreement"]
         print(f"| {name} ({r['solutions']} solutions, {r['correct']} correct) | naive | {r['naive_rollouts']} | "
-              f"{r['naive_tokens']} | 1.000 | - | {r['naive_seconds']} | 1.00 | - |")
+              f"{r['naive_tokens']} | 1.000 | - | {r['naive_seconds']} | 1.00 | 1.000 | "
+              f"{'-' if oracle is None else f'{oracle:.3f}'} |")
         print(f"| {name} | exact lower bound | {r['lower_bound_rollouts']} | {r['lower_bound_tokens']} | "
-              f"{r['lower_bound_token_ratio']:.3f} | - | - | - | - |")
+              f"{r['lower_bound_token_ratio']:.3f} | - | - | - | - | - |")
         for key, e in r.items():
-            if key.startswith("efficient"):
+            if key.startswith(("efficient", "binary")):
                 print(f"| {name} | {key} | " + " | ".join(
-                    f"{e[c]:.3f}" if isinstance(e[c], float) else str(e[c]) for c in cols) + " |")
+                    "-" if e[c] is None else f"{e[c]:.3f}" if isinstance(e[c], float) else str(e[c]) for c in cols)
+                    + " |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
 

@@ -193,7 +193,7 @@ class LabelConfig:
     strict_consistency: bool = False  # also every earlier unused result
     propagate_positive: bool = True  # post-processing (1)
     balance: bool = True  # post-processing (3), training set only
-    scheduler: str = "efficient"  # efficient | naive (the baseline)
+    scheduler: str = "efficient"  # efficient | naive (the baseline) | binary (OmegaPRM/EpicPRM's search; labels may differ)
     self_filter: bool = False  # App. I: drop samples whose label disagrees with a first SORM
     sorm_chunk: int = 2  # efficient scheduler: rollouts asked per undecided prefix per wave
     sorm_max_batch: int = 65536  # most verification requests in one scheduler wave's verify() call
@@ -206,8 +206,8 @@ class LabelConfig:
     def __post_init__(self):
         if self.sorm_chunk < 1 or self.sorm_max_batch < 1 or self.sorm_shard_solutions < 1:
             raise ValueError("sorm_chunk, sorm_max_batch and sorm_shard_solutions must be >= 1")
-        if self.scheduler not in ("efficient", "naive"):
-            raise ValueError(f"scheduler must be efficient or naive, got {self.scheduler!r}")
+        if self.scheduler not in ("efficient", "naive", "binary"):
+            raise ValueError(f"scheduler must be efficient, naive or binary, got {self.scheduler!r}")
         if self.orm_k < 1 or self.sorm_k < 1:
             raise ValueError("orm_k and sorm_k must be >= 1")
         if self.questions is not None and self.questions < 1:

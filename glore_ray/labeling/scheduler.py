@@ -18,6 +18,12 @@ positive raw label, so:
   - a prefix shared by several samples of a question is verified once;
   - all solutions advance together in waves, so every verify call is large.
 With rule (1) off only the per-prefix early stop and the de-duplication apply.
+
+Binary (OmegaPRM's and EpicPRM's labeller, for comparison): for an incorrect solution, binary
+search for its last positive prefix, assuming raw labels are monotone (every prefix before a
+positive one is positive). It checks about log2(L) prefixes instead of the scan's L - i, but raw
+labels are not monotone (a prefix after a wrong step can still reach the answer by luck), so its
+labels can differ from the naive procedure's; ``bench/sorm_labels.py`` measures by how much.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ def sorm_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_
     """SORM label rows for ``samples`` ({question_id, prompt, text, correct, answer}) with the
     scheduler ``config.scheduler`` names; post-processing (1) and (2) as configured.
     ``first_row``: the row number of ``samples[0]`` in the whole set, when labelling a shard."""
-    run = naive_labels if config.scheduler == "naive" else efficient_labels
+    run = {"naive": naive_labels, "efficient": efficient_labels, "binary": binary_labels}[config.scheduler]
     return run(samples, verify, config, first_row)
 
 
@@ -145,6 +151,45 @@ def efficient_labels(samples: list[dict], verify: Verify, config: LabelConfig, f
     for s in solutions:
         raw = [_raw(p, config.sorm_k) for p in s.prefixes] + [int(s.sample["correct"])]
         labels = _final_labels(s, raw, config, stats)
+        rows.append(_row(s, labels, raw))
+    stats.prefixes_consulted = len(consulted)
+    stats.prefixes_verified = sum(p.made > 0 for p in table.values())
+    stats.prefixes_deduplicated = stats.prefixes_consulted - stats.prefixes_verified
+    return SormResult(rows, rollouts, stats)
+
+
+def binary_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
+    """Each incorrect solution's last positive prefix by binary search (the module docstring says
+    what it assumes); all solutions advance together in waves, prefixes shared and early-stopped
+    as in :func:`efficient_labels`. Steps up to that prefix are labelled 1, the rest 0."""
+    if not config.propagate_positive:
+        raise ValueError("labels.scheduler=binary searches for the last positive prefix: it needs "
+                         "labels.propagate_positive (rule (1))")
+    stats, rollouts, table = SormStats(), [], {}
+    solutions = _parse(samples, stats, table, first_row)
+    k, consulted = config.sorm_k, set()
+    # (lo, hi): prefix lo is positive (-1: the empty prefix), hi negative (L-1: the whole, incorrect solution)
+    bounds = {n: (-1, len(s.prefixes)) for n, s in enumerate(solutions) if not s.sample["correct"]}
+    while True:
+        wanted: dict[str, _Prefix] = {}
+        for n, (lo, hi) in bounds.items():
+            while hi - lo > 1 and solutions[n].prefixes[(lo + hi) // 2].decided(k):
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if solutions[n].prefixes[mid].success else (lo, mid)
+            bounds[n] = (lo, hi)
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                consulted.add((n, mid))
+                wanted.setdefault(solutions[n].prefixes[mid].request.seed_key, solutions[n].prefixes[mid])
+        if not wanted:
+            break
+        _wave(list(wanted.values()), verify, config, stats, rollouts)
+    rows = []
+    for n, s in enumerate(solutions):
+        raw = [_raw(p, k) for p in s.prefixes] + [int(s.sample["correct"])]
+        last_positive = bounds[n][0] if n in bounds else len(s.steps) - 1
+        labels = [1 if i <= last_positive else 0 for i in range(len(s.steps))]
+        stats.labels_by_rule1 += sum(r == UNKNOWN and y == 1 for r, y in zip(raw, labels, strict=True))
         rows.append(_row(s, labels, raw))
     stats.prefixes_consulted = len(consulted)
     stats.prefixes_verified = sum(p.made > 0 for p in table.values())

@@ -165,3 +165,42 @@ def test_bad_verifier_and_bad_rows_are_named():
     del bad["answer"]
     with pytest.raises(ValueError, match="sample 0 .*'answer'"):
         efficient_labels([bad], Scripted({}), LabelConfig())
+
+
+# ---------------------------------------------------------------- binary search (OmegaPRM / EpicPRM)
+
+
+def test_binary_search_equals_naive_where_raw_labels_are_monotone(world):
+    """Every valid prefix succeeds and no invalid one does: raw labels fall from 1 to 0 once, and
+    the binary search finds the naive procedure's last positive prefix exactly, checking fewer."""
+    problems, samples = world
+    verifier = FakeVerifier(problems, p_good=1.0, p_inconsistent=0.0, p_lucky=0.0)
+    config = LabelConfig(sorm_chunk=1)
+    naive = naive_labels(samples, verifier, config)
+    incorrect = [r for r in naive.rows if not r["correct"]]  # (a correct one is all 1 by rule (1) anyway)
+    assert incorrect and all(list(r["raw_labels"]) == sorted(r["raw_labels"], reverse=True) for r in incorrect)
+    searched = sorm_labels(samples, verifier, dataclasses.replace(config, scheduler="binary"))
+    scanned = efficient_labels(samples, verifier, config)
+    assert [r["labels"] for r in searched.rows] == [r["labels"] for r in naive.rows]
+    assert searched.stats.prefixes_consulted < scanned.stats.prefixes_consulted
+
+
+def test_binary_search_misses_non_monotone_labels_that_the_scan_keeps(world):
+    """The default world's lucky rollouts make raw labels non-monotone: the scan (ours) still
+    equals naive, the binary search does not everywhere. Its rows stay monotone, correct ones all 1."""
+    problems, samples = world
+    naive = naive_labels(samples, FakeVerifier(problems), LabelConfig())
+    searched = sorm_labels(samples, FakeVerifier(problems), LabelConfig(scheduler="binary"))
+    agree = [a["labels"] == b["labels"] for a, b in zip(searched.rows, naive.rows, strict=True)]
+    assert 0.5 < sum(agree) / len(agree) < 1.0
+    for row in searched.rows:
+        labels = list(row["labels"])
+        assert labels == sorted(labels, reverse=True) and (not row["correct"] or all(labels))
+    assert searched.stats.rollouts_requested == len(searched.rollouts)
+
+
+def test_binary_search_needs_rule1():
+    with pytest.raises(ValueError, match="binary.*propagate_positive"):
+        sorm_labels([], FakeVerifier([]), LabelConfig(scheduler="binary", propagate_positive=False))
+    with pytest.raises(ValueError, match="efficient, naive or binary"):
+        LabelConfig(scheduler="bisect")
