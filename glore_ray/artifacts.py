@@ -28,6 +28,24 @@ MANIFEST = "manifest.json"
 STARTED = "started.json"
 
 
+def hash_file(hasher, path: str | os.PathLike) -> None:
+    """Feed ``path``'s bytes to ``hasher`` in 1 MiB chunks: a user's data file may not fit in memory."""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+
+
+def write_atomic(path: str | os.PathLike, write) -> Path:
+    """``write(tmp)`` to a temporary name beside ``path``, then rename it into place: a file that
+    exists is complete, whatever killed the writer."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 class StageError(RuntimeError):
     """A stage directory that cannot be used as asked (other config, missing input, ...)."""
 
@@ -88,12 +106,8 @@ class Stage:
         return self.shard_path(table, index).exists()
 
     def write_shard(self, table: str, index: int, rows: list[dict] | pa.Table, schema: pa.Schema | None = None) -> None:
-        path = self.shard_path(table, index)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        pq.write_table(data, tmp)
-        os.replace(tmp, path)  # atomic: a shard that exists is complete
+        write_atomic(self.shard_path(table, index), lambda tmp: pq.write_table(data, tmp))
 
     def write_table(self, table: str, rows: list[dict], schema: pa.Schema | None = None) -> None:
         """A whole table as one shard (for small tables)."""
@@ -114,12 +128,7 @@ class Stage:
         return json.loads(path.read_text()) if path.exists() else None
 
     def _write_json(self, name: str, data) -> Path:
-        path = self.dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, path)
-        return path
+        return write_atomic(self.dir / name, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str)))
 
 
 def shard_files(directory: str | os.PathLike) -> list[Path]:

@@ -15,6 +15,7 @@ skipped everywhere. A rate over an empty set is NaN (undefined), never 0.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 
@@ -217,8 +218,6 @@ def first_error_threshold(step_scores: list[list[float]], step_labels: list[list
     >>> round(best["threshold"], 3), best["erroneous"], best["clean"]
     (0.65, 1.0, 0.5)
     """
-    import bisect
-
     _same_length(step_scores, step_labels, "step_scores", "step_labels")
     starts, ends, clean_ends = [], [], []
     for ss, ys in zip(step_scores, step_labels, strict=True):

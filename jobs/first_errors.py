@@ -10,6 +10,7 @@ correct records and their harmonic mean (F1). τ is fixed (--threshold) or chose
 """
 
 import argparse
+import functools
 import json
 import sys
 
@@ -37,11 +38,13 @@ def main(argv=None) -> dict:
         if args.threshold is not None:
             check_threshold(args.threshold, "--threshold")
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        loaded = []
 
-        def score(prompts, solutions):  # the model loads after the records pass their checks
-            loaded or loaded.append(load_reward_model(args.model, device=device))
-            return loaded[0].score_steps(prompts, solutions)
+        @functools.cache
+        def model():  # loaded on first use: after the records have passed their checks
+            return load_reward_model(args.model, device=device)
+
+        def score(prompts, solutions):
+            return model().score_steps(prompts, solutions)
 
         summary = evaluate_first_errors(score, args.records, args.calibration, args.threshold, args.predictions)
     except (DataError, ValueError, OSError) as err:

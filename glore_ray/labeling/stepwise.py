@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from glore_ray.artifacts import write_atomic
 from glore_ray.labeling.sorm import IGNORE_STEP
 from glore_ray.tasks.records import DataError, read_records, require
 from glore_ray.tasks.steps import join_steps, split_steps
@@ -74,12 +75,8 @@ def write_stepwise(path: str | Path, rows: list[dict]) -> Path:
     """The rows as one Parquet file in the layout (written whole, then renamed)."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist([to_stepwise(r) for r in rows], schema=SCHEMA), tmp)
-    tmp.replace(path)
-    return path
+    table = pa.Table.from_pylist([to_stepwise(r) for r in rows], schema=SCHEMA)
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_stepwise(path: str | Path) -> list[dict]:

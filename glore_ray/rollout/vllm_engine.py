@@ -59,12 +59,13 @@ class VLLMGenerator:
                 raise RolloutError(f"request {request.question_id!r} (prefix {request.prefix_index}): prompt+prefix "
                                    f"is {n_prompt} tokens, the model's context is {self.context}")
             greedy = request.greedy or temperature == 0
+            line = {LINE_KEY: request.text.rsplit("\n", 1)[-1]}  # the line its rollouts start in
             for s_idx, seed in enumerate(request_seeds(request, base_seed)):
                 prompts.append(request.text)
                 params.append(SamplingParams(
                     n=1, seed=seed, temperature=0.0 if greedy else temperature, top_p=1.0 if greedy else top_p,
                     max_tokens=min(max_new_tokens, self.context - n_prompt), skip_special_tokens=True,
-                    extra_args={LINE_KEY: request.text.rsplit("\n", 1)[-1]}))
+                    extra_args=line))
                 owners.append((r_idx, s_idx, seed))
         out: list[list] = [[None] * r.n for r in requests]
         results = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []

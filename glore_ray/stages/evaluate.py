@@ -40,6 +40,7 @@ from glore_ray.metrics import (
 )
 from glore_ray.stages.common import by_question, sample_table, student_checkpoint
 from glore_ray.stages.data import questions, tiny_problems
+from glore_ray.stages.first_errors import calibrated_first_errors
 from glore_ray.stages.labels import orm_table, sorm_table
 from glore_ray.stages.models import model_checkpoint
 from glore_ray.stages.student import final_round, round_table, rounds_table
@@ -155,56 +156,6 @@ def threshold_free(step_scores: list[list[float]], correct: list[bool], exact: l
         if probabilities:
             row["first_error_f1_exact"] = first_error_f1(step_scores, exact)
     return row
-
-
-def calibrated_first_errors(stage, run: Path, drafts, labels, test, rms: dict[str, str], draft_scores, scorer) -> dict:
-    """Issue 19's first-error evaluation on the tiny world: the test drafts written in ProcessBench's
-    format from the exact oracle (``first_errors/test_drafts.json``), τ chosen per reward model on
-    a calibration file of other solutions (``first_errors/calibration.json``), and each model's F1
-    on the drafts at its τ: what ``jobs/first_errors.py`` prints for any checkpoint."""
-    from glore_ray.stages.first_errors import check_disjoint, first_error_summary, score_records
-    from glore_ray.tasks.first_errors import write_first_error_records
-
-    records = [_first_error_record(test[d["question_id"]], labels[d["question_id"]]["solution"], d["correct"])
-               for d in drafts]
-    calibration = calibration_records(run, drafts, labels, test)
-    records_path = write_first_error_records(stage.path("first_errors", "test_drafts.json"), records)
-    calibration_path = write_first_error_records(stage.path("first_errors", "calibration.json"), calibration)
-    check_disjoint(records_path, records, calibration_path, calibration)
-    from glore_ray.metrics import first_error_threshold
-
-    out = {}
-    for kind, path in rms.items():
-        cal_scores = score_records(lambda prompts, solutions, path=path: scorer(path, prompts, solutions), calibration)
-        tau = first_error_threshold(cal_scores, [r.step_labels() for r in calibration])["threshold"]
-        out[kind] = first_error_summary(records, draft_scores[kind], tau) | {"n_calibration": len(calibration)}
-    return out
-
-
-def calibration_records(run: Path, drafts, labels, test) -> list:
-    """Per test question, the final student's first temperature-1 test sample whose steps differ
-    from its greedy draft's: other solutions of the same questions, so τ is never tuned on the
-    drafts it is then scored on (the questions are shared; the tiny world has no third split)."""
-    samples = by_question(round_table(run, final_round(run), "eval_samples"))
-    out = []
-    for d in drafts:
-        q = d["question_id"]
-        draft_steps = split_steps(labels[q]["solution"])
-        for s in sorted(samples.get(q, []), key=lambda s: s["sample_index"]):
-            steps = split_steps(s["text"])
-            if steps and steps != draft_steps:
-                out.append(_first_error_record(test[q], s["text"], s["correct"], f"{q}/sample-{s['sample_index']}"))
-                break
-    return out
-
-
-def _first_error_record(question: dict, solution: str, correct: bool, rid: str | None = None):
-    from glore_ray.tasks.first_errors import FirstErrorRecord, first_error_label
-    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
-
-    exact = exact_step_labels(TinyProblem.from_row(question), solution)
-    return FirstErrorRecord(rid or question["id"], question["question"], split_steps(solution), bool(correct),
-                            first_error_label(exact))
 
 
 def baselines(cfg, drafts, labels, test, logprob_scorer) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from glore_ray.artifacts import Stage, require_done
+from glore_ray.artifacts import Stage, hash_file, require_done
 from glore_ray.config import Config
 from glore_ray.stages.labels import orm_table, sorm_table
 from glore_ray.stages.refine_data import refine_table
@@ -44,7 +44,8 @@ def _digest_files(path: str) -> str:
         raise DataError(f"{p}: no such file or directory")
     h = hashlib.sha256()
     for f in sorted(p.glob("*.parquet")) if p.is_dir() else [p]:
-        h.update(f.name.encode() + f.read_bytes())
+        h.update(f.name.encode())
+        hash_file(h, f)
     return h.hexdigest()
 
 

@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from glore_ray.artifacts import write_atomic
 from glore_ray.tasks.records import DataError, read_records, require
 from glore_ray.tasks.steps import join_steps
 
@@ -87,10 +88,6 @@ def read_first_error_records(path: str | Path) -> list[FirstErrorRecord]:
 
 
 def write_first_error_records(path: str | Path, records: list[FirstErrorRecord]) -> Path:
-    """A JSON list, written whole to a temporary name and then renamed: never read half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in records], indent=1), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """A JSON list, written whole and then renamed into place: never read half-written."""
+    text = json.dumps([asdict(r) for r in records], indent=1)
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -63,7 +63,7 @@ def test_records_round_trip_through_json_and_jsonl(tmp_path):
     records = [FirstErrorRecord("x", "Q?", ["a = 1", "b\nc = 2", "#### 2"], False, 1)]
     written = write_first_error_records(tmp_path / "out.json", records)
     assert read_first_error_records(written) == records
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".tmp-*"))  # written whole, then renamed
     jsonl = tmp_path / "out.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in json.loads(written.read_text())) + "\n")
     assert read_first_error_records(jsonl) == records

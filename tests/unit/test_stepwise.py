@@ -22,7 +22,7 @@ def test_rows_go_out_and_come_back_exactly(tmp_path):
     assert pq.read_schema(path).equals(SCHEMA)
     assert read_stepwise(path) == ROWS
     assert read_stepwise(tmp_path) == ROWS  # a directory of .parquet files
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob(".tmp-*"))  # written whole, then renamed
 
 
 def test_datasets_loads_the_table_in_the_common_layout(tmp_path):
