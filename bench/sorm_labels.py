@@ -1,5 +1,6 @@
-"""SORM labelling cost: the paper's naive procedure, our efficient scheduler and OmegaPRM's /
-EpicPRM's binary search (docs/architecture.md §5).
+"""SORM labelling cost: the paper's naive procedure, our efficient scheduler, OmegaPRM's /
+EpicPRM's binary search (docs/architecture.md §5), and soft labels (every rollout of every
+distinct prefix; compared as ``soft > 0``, which is the naive label under the same rollouts).
 
 All run in this process on the same solutions with the same rollout seeds, through the same
 HFGenerator; the table reports rollouts, generated tokens, wall time, the share of solutions
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from glore_ray.config import LabelConfig, ModelConfig  # noqa: E402
-from glore_ray.labeling.scheduler import sorm_labels  # noqa: E402
+from glore_ray.labeling.scheduler import soft_labels, sorm_labels  # noqa: E402
 from glore_ray.labeling.sorm import VerifyResult  # noqa: E402
 from glore_ray.metrics import label_agreement  # noqa: E402
 from glore_ray.rollout.engine import RolloutRequest  # noqa: E402
@@ -80,15 +81,17 @@ def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,), exact=
     larger waves for a few more rollouts; and the binary search at chunk 1. ``exact(row)``: the
     oracle's step labels of a label row, where the workload has an oracle."""
     runs = {}
-    modes = [("naive", 1)] + [("efficient", c) for c in chunks] + [("binary", 1)]
+    modes = [("naive", 1)] + [("efficient", c) for c in chunks] + [("binary", 1), ("soft", 1)]
     for mode, chunk in modes:
-        config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, scheduler=mode, sorm_chunk=chunk)
+        config = LabelConfig(sorm_k=k, sorm_max_new_tokens=max_new_tokens, sorm_chunk=chunk,
+                             scheduler="naive" if mode == "soft" else mode)
+        label = soft_labels if mode == "soft" else sorm_labels  # soft: every rollout; compared as soft > 0
         t0 = time.perf_counter()
-        result = sorm_labels(samples, verifier(generator, max_new_tokens, seed=0), config)
+        result = label(samples, verifier(generator, max_new_tokens, seed=0), config)
         if mode == "naive":
             bound = exact_lower_bound(result)
-        labels = [r["labels"] for r in result.rows]
-        runs[mode if mode == "naive" else f"{mode}_chunk{chunk}"] = {
+        labels = [[int(y > 0) for y in r["labels"]] for r in result.rows]
+        runs[mode if mode in ("naive", "soft") else f"{mode}_chunk{chunk}"] = {
             "seconds": time.perf_counter() - t0, "rollouts": result.stats.rollouts_requested,
             "tokens": result.stats.tokens_generated, "waves": result.stats.waves, "labels": labels,
             "oracle_agreement": (label_agreement(labels, [exact(r) for r in result.rows])["agreement"]
@@ -198,7 +201,7 @@ def main() -> None:
         print(f"| {name} | exact lower bound | {r['lower_bound_rollouts']} | {r['lower_bound_tokens']} | "
               f"{r['lower_bound_token_ratio']:.3f} | - | - | - | - | - |")
         for key, e in r.items():
-            if key.startswith(("efficient", "binary")):
+            if key.startswith(("efficient", "binary", "soft")):
                 print(f"| {name} | {key} | " + " | ".join(
                     "-" if e[c] is None else f"{e[c]:.3f}" if isinstance(e[c], float) else str(e[c]) for c in cols)
                     + " |")

@@ -306,12 +306,13 @@ class PipelineConfig:
     """What the main job runs beyond the core stages."""
 
     # e.g. [contrastive_orm, sorm_filtered] (App. F, I); sorm_oracle: the SORM's rows with the
-    # tiny world's exact labels, the upper bound on better labels (docs/faithful-world.md; tiny world only).
+    # tiny world's exact labels, the upper bound on better labels (docs/faithful-world.md; tiny world only);
+    # sorm_soft: the SORM on soft labels (stage sorm_soft_labels, which the main job then runs).
     extra_reward_models: tuple[str, ...] = ()
     serve: bool = False  # start the HTTP endpoint at the end and block
 
     def __post_init__(self):
-        known = ("contrastive_orm", "sorm_filtered", "sorm_oracle")
+        known = ("contrastive_orm", "sorm_filtered", "sorm_oracle", "sorm_soft")
         unknown = set(self.extra_reward_models) - set(known)
         if unknown:
             raise ValueError(f"extra_reward_models: unknown {sorted(unknown)}; known: {', '.join(known)}")

@@ -116,7 +116,26 @@ def _labels(run: Path) -> str:
                          f"over {agree.get('n_steps')} steps ({agree.get('false_positives')} false positives, "
                          f"{agree.get('false_negatives')} false negatives; paper App. G: {PAPER_LABEL_ACCURACY} "
                          "on 257 hand-labelled GSM8K steps)")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _soft_labels(run)) + "\n"
+
+
+def _soft_labels(run: Path) -> list[str]:
+    """Hard against soft labels on the same solutions (issue 19): what each cost in this run, and
+    how well the labels themselves rank steps against the exact oracle."""
+    m = _json(run / "sorm_soft_labels" / "manifest.json").get("counts", {})
+    if not m:
+        return []
+    auc = m.get("oracle_auc_train", {})
+    lines = ["\nSoft labels (the share of a prefix's K rollouts that succeed; stage sorm_soft_labels) against "
+             "the hard labels above, on the same training solutions and the same rollouts (soft > 0 is the hard "
+             "label of every step, checked). The SORMs trained on each are `sorm` and `sorm_soft` in the tables "
+             "below; soft targets mask the steps balancing masked for the hard SORM.\n",
+             "| labels | rollouts | tokens | seconds | label AUC vs exact oracle |", "|---|---|---|---|---|"]
+    for name, stats, key in (("hard (labels.scheduler)", m.get("hard_train_stats", {}), "hard"),
+                             ("soft (every rollout)", m.get("train_stats", {}), "soft")):
+        lines.append(f"| {name} | {stats.get('rollouts_requested')} | {stats.get('tokens_generated')} | "
+                     f"{stats.get('seconds', 'n/a')} | {_f(auc.get(key))} |")
+    return lines
 
 
 def _reward_models(run: Path, results: dict) -> str:

@@ -1,6 +1,6 @@
 """Stage reward_models/<kind>: train an ORM, balanced ORM, SORM, contrastive ORM, self-filtered SORM,
-the oracle control (sorm_oracle: the SORM's rows with the tiny world's exact labels), or a step reward
-model on any table in the stepwise layout (prompt, completions, labels; --kind stepwise --data PATH).
+the oracle control (sorm_oracle: the SORM's rows with the tiny world's exact labels), the soft-label
+SORM (sorm_soft: after jobs/sorm_labels.py --soft), or a step reward model on any table in the stepwise layout (prompt, completions, labels; --kind stepwise --data PATH).
 
     python jobs/train_rm.py --config configs/tiny.yaml --kind sorm
     python jobs/train_rm.py --config configs/tiny.yaml --kind stepwise --data my_steps.parquet

@@ -19,6 +19,13 @@ positive raw label, so:
   - all solutions advance together in waves, so every verify call is large.
 With rule (1) off only the per-prefix early stop and the de-duplication apply.
 
+Soft (Math-Shepherd's soft estimate, issue 19): all K rollouts from every distinct prefix; the
+label of step i is the share of them that count, a target in [0, 1] trained with BCE. Soft labels
+need every rollout, so no early stop applies; only prefix sharing does. With rule (1) on, a
+step's soft label is the largest share from it or any later step (its soft form: the chance of
+finishing from here is at least the chance from any later prefix of this solution), so
+``label > 0`` is exactly the hard label under the same rollouts.
+
 Binary (OmegaPRM's and EpicPRM's labeller, for comparison): for an incorrect solution, binary
 search for its last positive prefix, assuming raw labels are monotone (every prefix before a
 positive one is positive). It checks about log2(L) prefixes instead of the scan's L - i, but raw
@@ -80,6 +87,7 @@ class _Prefix:
     request: VerifyRequest  # template: sample_index 0
     steps: list[str]
     made: int = 0  # rollouts made (sample indices 0..made-1)
+    counted: int = 0  # of them, rollouts that count (soft labels: counted / K)
     success: bool = False
     witness: str | None = None  # suffix of the first counting rollout, by sample index
 
@@ -102,6 +110,44 @@ def sorm_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_
     ``first_row``: the row number of ``samples[0]`` in the whole set, when labelling a shard."""
     run = {"naive": naive_labels, "efficient": efficient_labels, "binary": binary_labels}[config.scheduler]
     return run(samples, verify, config, first_row)
+
+
+def soft_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
+    """Soft labels (module docstring): K rollouts from every distinct non-final prefix, in one
+    batched call; the last step's label is the solution's own correctness (0.0 or 1.0)."""
+    stats, rollouts, table = SormStats(), [], {}
+    solutions = _parse(samples, stats, table, first_row)
+    requests, owners = [], []
+    for p in table.values():
+        for j in range(config.sorm_k):
+            requests.append(_with_sample(p.request, j))
+            owners.append(p)
+    results = _call(verify, requests, config.sorm_max_batch, stats)
+    for request, result, p in zip(requests, results, owners, strict=True):
+        _record(p, request, result, config, stats, rollouts)
+    rows = []
+    for s in solutions:
+        shares = [p.counted / config.sorm_k for p in s.prefixes] + [float(s.sample["correct"])]
+        labels = soft_envelope(shares) if config.propagate_positive else shares
+        stats.labels_by_rule1 += sum(a != b for a, b in zip(shares, labels, strict=True))
+        rows.append(_row(s, labels, [int(p.success) for p in s.prefixes] + [int(s.sample["correct"])]))
+    stats.prefixes_consulted = sum(len(s.prefixes) for s in solutions)
+    stats.prefixes_verified = len(table)
+    stats.prefixes_deduplicated = stats.prefixes_consulted - stats.prefixes_verified
+    return SormResult(rows, rollouts, stats)
+
+
+def soft_envelope(shares: list[float]) -> list[float]:
+    """Rule (1) for soft labels: each step gets the largest share from it to the end.
+
+    >>> soft_envelope([0.25, 0.0, 0.5, 0.0])
+    [0.5, 0.5, 0.5, 0.0]
+    """
+    out, best = [], 0.0
+    for share in reversed(shares):
+        best = max(best, share)
+        out.append(best)
+    return out[::-1]
 
 
 def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_row: int = 0) -> SormResult:
@@ -250,6 +296,7 @@ def _record(p: _Prefix, request: VerifyRequest, result: VerifyResult, config: La
     p.made += 1
     stats.consistency_rejected += rejected
     stats.tokens_generated += result.num_tokens
+    p.counted += counts
     if counts and not p.success:
         p.success, p.witness = True, result.text
     rollouts.append({

@@ -3,8 +3,9 @@
 ``datasets.load_dataset("parquet", ...)`` loads.
 
 Our rows keep the solution as text (one step per line) and label each step 1, 0 or -1
-(``IGNORE_STEP``: balanced away, paper 3.1 (3)). In the layout a label is a boolean, and a step
-without one is null, so the balanced table goes out and comes back exactly. ``question_id`` rides
+(``IGNORE_STEP``: balanced away, paper 3.1 (3)), or with soft labels a share in [0, 1]. In the
+layout a hard label is a boolean, a soft one a float, and a step without one is null, so the
+balanced table goes out and comes back exactly. ``question_id`` rides
 along as an extra column (training holds out by question); a table made elsewhere may leave it
 out, and then each prompt is its own question.
 
@@ -30,15 +31,18 @@ from glore_ray.tasks.steps import join_steps, split_steps
 
 SCHEMA = pa.schema([("question_id", pa.string()), ("prompt", pa.string()),
                     ("completions", pa.list_(pa.string())), ("labels", pa.list_(pa.bool_()))])
+SOFT_SCHEMA = SCHEMA.set(3, pa.field("labels", pa.list_(pa.float64())))
 
 
-def to_stepwise(row: dict) -> dict:
-    """One of our step-label rows (``question_id``, ``prompt``, ``solution``, ``labels``) in the layout."""
+def to_stepwise(row: dict, soft: bool = False) -> dict:
+    """One of our step-label rows (``question_id``, ``prompt``, ``solution``, ``labels``) in the
+    layout; ``soft``: labels are shares in [0, 1], written as floats."""
     steps = split_steps(row["solution"])
     if len(steps) != len(row["labels"]):
         raise ValueError(f"question {row['question_id']}: {len(steps)} steps but {len(row['labels'])} labels")
+    value = float if soft else bool
     return {"question_id": row["question_id"], "prompt": row["prompt"], "completions": steps,
-            "labels": [None if y == IGNORE_STEP else bool(y) for y in row["labels"]]}
+            "labels": [None if y == IGNORE_STEP else value(y) for y in row["labels"]]}
 
 
 def from_stepwise(where: str, record: dict) -> dict:
@@ -62,20 +66,23 @@ def from_stepwise(where: str, record: dict) -> dict:
             "labels": [_label(where, i, y) for i, y in enumerate(labels)]}
 
 
-def _label(where: str, i: int, y) -> int:
+def _label(where: str, i: int, y) -> int | float:
+    """A layout label as ours: null -> -1, a boolean or 0/1 -> 0/1, a soft share in [0, 1] kept."""
     if y is None:
         return IGNORE_STEP
     if isinstance(y, bool) or (isinstance(y, (int, float)) and y in (0, 1)):
         return int(y)
-    raise DataError(f"{where}: field 'labels'[{i}] must be a boolean, 0/1 or null (no label), got {y!r}; "
-                    f"soft (fractional) labels are not supported by this trainer")
+    if isinstance(y, float) and 0 < y < 1:
+        return y
+    raise DataError(f"{where}: field 'labels'[{i}] must be a boolean, a soft label in [0, 1] or null (no label), "
+                    f"got {y!r}")
 
 
-def write_stepwise(path: str | Path, rows: list[dict]) -> Path:
-    """The rows as one Parquet file in the layout (written whole, then renamed)."""
+def write_stepwise(path: str | Path, rows: list[dict], soft: bool = False) -> Path:
+    """The rows as one Parquet file in the layout (written whole, then renamed); ``soft``: float labels."""
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([to_stepwise(r) for r in rows], schema=SCHEMA)
+    table = pa.Table.from_pylist([to_stepwise(r, soft) for r in rows], schema=SOFT_SCHEMA if soft else SCHEMA)
     return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 

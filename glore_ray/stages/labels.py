@@ -12,23 +12,24 @@ by the same procedure (without balancing), and in the tiny world also by the exa
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from glore_ray.artifacts import Stage, require_done, stage_table
+from glore_ray.artifacts import Stage, StageError, require_done, stage_table
 from glore_ray.config import Config
 from glore_ray.labeling.orm import balanced_orm_rows, orm_rows
-from glore_ray.labeling.scheduler import sorm_labels
-from glore_ray.labeling.sorm import VerifyResult, balance_by_step
+from glore_ray.labeling.scheduler import soft_labels, sorm_labels
+from glore_ray.labeling.sorm import IGNORE_STEP, VerifyResult, balance_by_step
 from glore_ray.labeling.stepwise import write_stepwise
 from glore_ray.metrics import label_agreement
 from glore_ray.stages.common import sample_table, student_checkpoint
 from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.prompts import student_prompt
 
-ORM, SORM = "orm_data", "sorm_labels"
+ORM, SORM, SOFT = "orm_data", "sorm_labels", "sorm_soft_labels"
 STEPWISE_SORM = ("stepwise", "sorm_train.parquet")  # under sorm_labels/: the ``sorm`` rows in the stepwise layout
 
 
@@ -41,6 +42,12 @@ def sorm_table(run_dir, table: str) -> list[dict]:
     """A sorm_labels output: ``labels_<split>`` (before balancing), ``rollouts_<split>`` (every
     verifying rollout), ``sorm`` (the balanced training rows)."""
     return stage_table(run_dir, SORM, table)
+
+
+def soft_table(run_dir, table: str) -> list[dict]:
+    """A sorm_soft_labels output: ``labels_train`` (soft labels), ``rollouts_train``, ``sorm``
+    (masked as the hard ``sorm`` rows were balanced)."""
+    return stage_table(run_dir, SOFT, table)
 
 
 def stepwise_path(run_dir) -> Path:
@@ -107,8 +114,65 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     return stage.finish(counts, inputs={"student": student, "orm_data": str(stage.dir.parent / ORM)})
 
 
-def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: list[dict]) -> dict:
-    """Label ``samples`` with the configured scheduler; rows and every rollout go to Parquet.
+def run_sorm_soft_labels(cfg: Config, force: bool = False) -> dict:
+    """Soft SORM labels (issue 19; labeling/scheduler.py): the SORM's training solutions again,
+    with all K rollouts from every prefix, so the label of a step is the share that succeed.
+
+    The rollouts are the hard labels' own (a rollout's seed is its question, prefix and index),
+    so ``label > 0`` equals the hard label of every step, and the stage checks that it does. The
+    training table ``sorm`` masks exactly the steps the hard SORM's balancing masked: the soft and
+    hard SORMs then differ only in their targets, and the label cost of each comes from this run.
+    """
+    stage = Stage(cfg.run.run_dir, SOFT, cfg.digest("labels", "rollout", "run.seed"), force)
+    if stage.done:
+        return stage.manifest
+    require_done(cfg.run.run_dir, SORM)
+    student = student_checkpoint(cfg)
+    samples = with_question(orm_table(cfg.run.run_dir, "samples"), questions(cfg, "train"))
+    samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
+    soft = label_split(cfg, stage, student, "train", samples, soft=True)
+    hard_rows, balanced = sorm_table(cfg.run.run_dir, "labels_train"), sorm_table(cfg.run.run_dir, "sorm")
+    check_soft_matches_hard(soft["rows"], hard_rows)
+    masked = [dict(row, labels=[IGNORE_STEP if h == IGNORE_STEP else y for y, h in zip(row["labels"], b["labels"], strict=True)])
+              for row, b in zip(soft["rows"], balanced, strict=True)]
+    stage.write_table("sorm", masked)
+    write_stepwise(stage.path(*STEPWISE_SORM), masked, soft=True)
+    hard_stats = json.loads((stage.dir.parent / SORM / "labels_train.stats.json").read_text())
+    counts = {"train_solutions": len(soft["rows"]), "train_stats": soft["stats"], "hard_train_stats": hard_stats}
+    if cfg.data.task == "tiny":
+        qmap = {q["id"]: q for q in questions(cfg, "train")}
+        counts["oracle_auc_train"] = soft_label_auc(soft["rows"], qmap)
+    return stage.finish(counts, inputs={"student": student, "sorm_labels": str(stage.dir.parent / SORM)})
+
+
+def check_soft_matches_hard(soft: list[dict], hard: list[dict]) -> None:
+    """Soft labels come from the hard labels' own rollouts, so ``soft > 0`` must be the hard label
+    of every step; a mismatch means the two stages did not roll out the same prefixes."""
+    if len(soft) != len(hard):
+        raise StageError(f"{SOFT}: {len(soft)} soft label rows but {SORM} has {len(hard)}: re-run both stages")
+    for n, (s, h) in enumerate(zip(soft, hard, strict=True)):
+        thresholded = [int(y > 0) for y in s["labels"]]
+        if (s["question_id"], s["solution"]) != (h["question_id"], h["solution"]) or thresholded != list(h["labels"]):
+            raise StageError(f"{SOFT}: row {n} (question {s['question_id']!r}) does not match {SORM}'s: soft labels "
+                             f"{s['labels']} against hard {list(h['labels'])}; re-run both stages with one config")
+
+
+def soft_label_auc(rows: list[dict], qmap: dict[str, dict]) -> dict:
+    """How well the labels themselves rank steps against the exact oracle: the ROC AUC of the soft
+    labels and of the hard ones (``soft > 0``) over every step (tiny world)."""
+    from glore_ray.metrics import auc
+    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+
+    soft, exact = [], []
+    for row in rows:
+        soft += row["labels"]
+        exact += exact_step_labels(TinyProblem.from_row(qmap[row["question_id"]]), row["solution"])
+    return {"soft": auc(soft, exact), "hard": auc([float(y > 0) for y in soft], exact), "n_steps": len(exact)}
+
+
+def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: list[dict], soft: bool = False) -> dict:
+    """Label ``samples`` with the configured scheduler (``soft``: the soft labeller); rows and every
+    rollout go to Parquet.
 
     The scheduler runs inside the generator actors, a shard of questions per actor call
     (:class:`SormShardJob`): its waves then cost no Ray Data execution each. A shard holds whole
@@ -116,10 +180,12 @@ def label_split(cfg: Config, stage: Stage, student: str, split: str, samples: li
     """
     from glore_ray.rollout.sampler import run_shards
 
-    job = SormShardJob(cfg.labels, cfg.rollout.temperature, cfg.rollout.top_p, cfg.run.seed, split)
+    job = SormShardJob(cfg.labels, cfg.rollout.temperature, cfg.rollout.top_p, cfg.run.seed, split, soft)
+    started = time.time()
     run_shards(plan_label_shards(samples, cfg.labels.sorm_shard_solutions), stage, job, student, cfg.rollout)
     rows = stage.read_table(f"labels_{split}")
     stats = sum_stats(stage.read_table(f"stats_{split}"))
+    stats["seconds"] = round(time.time() - started, 1)  # this invocation's (a resumed stage: its last part)
     stage.write_json(f"labels_{split}.stats.json", stats)
     # What the paper's procedure would cost: K rollouts from every non-final prefix.
     stats["naive_rollouts_equivalent"] = cfg.labels.sorm_k * sum(len(r["labels"]) - 1 for r in rows)
@@ -155,6 +221,7 @@ class SormShardJob:
     top_p: float
     run_seed: int
     split: str
+    soft: bool = False  # the soft labeller (every rollout; float labels) instead of labels.scheduler
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -162,14 +229,15 @@ class SormShardJob:
 
     def run(self, generator, payload: str) -> tuple[dict[str, list[dict]], int]:
         shard = json.loads(payload)
-        result = sorm_labels(shard["samples"], self._verifier(generator), self.labels, first_row=shard["first_row"])
+        label = soft_labels if self.soft else sorm_labels
+        result = label(shard["samples"], self._verifier(generator), self.labels, first_row=shard["first_row"])
         tables = {f"labels_{self.split}": result.rows, f"rollouts_{self.split}": result.rollouts,
                   f"stats_{self.split}": [result.stats.as_dict()]}
         return tables, result.stats.tokens_generated
 
     def schema(self, table: str):
         if table.startswith("labels_"):
-            return LABEL_SCHEMA
+            return SOFT_LABEL_SCHEMA if self.soft else LABEL_SCHEMA
         return AUDIT_SCHEMA if table.startswith("rollouts_") else None  # stats: inferred (all ints)
 
     def _verifier(self, generator):
@@ -193,6 +261,7 @@ LABEL_SCHEMA = pa.schema([
     ("correct", pa.bool_()), ("raw_labels", pa.list_(pa.int64())), ("witnesses", pa.list_(pa.string())),
     ("rollouts_per_step", pa.list_(pa.int64())), ("prefix_keys", pa.list_(pa.string())),
 ])
+SOFT_LABEL_SCHEMA = LABEL_SCHEMA.set(LABEL_SCHEMA.get_field_index("labels"), pa.field("labels", pa.list_(pa.float64())))
 AUDIT_SCHEMA = pa.schema([
     ("question_id", pa.string()), ("solution_key", pa.string()), ("prefix_key", pa.string()),
     ("prefix_index", pa.int64()), ("prefix", pa.string()), ("sample_index", pa.int64()), ("text", pa.string()),

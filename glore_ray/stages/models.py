@@ -12,13 +12,14 @@ from pathlib import Path
 
 from glore_ray.artifacts import Stage, hash_file, require_done
 from glore_ray.config import Config
-from glore_ray.stages.labels import orm_table, sorm_table
+from glore_ray.stages.labels import orm_table, soft_table, sorm_table
 from glore_ray.stages.refine_data import refine_table
 
 # sorm_oracle: the SORM's rows with the tiny world's exact labels, an upper bound (docs/faithful-world.md).
 # stepwise: a step-label table in the common layout from any path (labeling/stepwise.py), e.g. one
 # made elsewhere, or sorm_labels/stepwise/sorm_train.parquet (which trains the same model as sorm).
-RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle", "stepwise")
+# sorm_soft: the SORM's solutions with soft labels (stage sorm_soft_labels), masked as the SORM's were.
+RM_KINDS = ("orm", "balanced_orm", "sorm", "contrastive_orm", "sorm_filtered", "sorm_oracle", "sorm_soft", "stepwise")
 REFINER_KINDS = ("global", "local", "value")  # value: App. J, with refine.value_refinement on
 HELD_OUT = 0.05  # share of questions held out to measure RM step accuracy while training
 
@@ -92,6 +93,8 @@ def rm_rows(cfg: Config, kind: str, data: str | None = None) -> tuple[str, list[
         return "pairwise", pairs, {"pairs": len(pairs), "pair_questions": len({p["question_id"] for p in pairs})}
     if kind == "sorm_oracle":
         return "step_bce", *oracle_control(cfg)
+    if kind == "sorm_soft":
+        return "step_bce", soft_table(run, "sorm"), {}
     rows = sorm_table(run, "sorm")
     if kind == "sorm_filtered":
         rows, report = self_filtered(cfg, rows)

@@ -3,8 +3,9 @@
 Three row formats, one per objective (docs/architecture.md §3, §6):
 
 - ``lm``: ``{"prompt", "target"}``; loss on the target tokens only, EOS appended to the target.
-- ``step_bce``: ``{"prompt", "solution", "labels"}``; one label per step of ``split_steps(solution)``
-  (``-1``: ignore this step, SORM balancing); step i is scored at the token covering the newline
+- ``step_bce``: ``{"prompt", "solution", "labels"}``; one label per step of ``split_steps(solution)``:
+  0 or 1, a soft target in [0, 1] (soft SORM labels: the share of a prefix's rollouts that
+  succeed), or ``-1`` (ignore this step, SORM balancing); step i is scored at the token covering the newline
   that ends line i (found through offset mappings, so a real tokenizer that merges "\\n" with
   neighbouring characters still works).
 - ``pairwise``: ``{"prompt", "chosen", "rejected"}``; reward = score at the last step (paper App. F).
@@ -45,7 +46,7 @@ class Example:
     input_ids: list[int]
     labels: list[int] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    step_labels: list[int] = field(default_factory=list)
+    step_labels: list[float] = field(default_factory=list)
     rejected_ids: list[int] = field(default_factory=list)
     rejected_positions: list[int] = field(default_factory=list)
 
@@ -72,9 +73,20 @@ def validate_row(row: dict, objective: str, where: str) -> None:
         raise ValueError(f"{where}: solution has no steps")
     if len(labels) != len(steps):
         raise ValueError(f"{where}: {len(labels)} labels but the solution has {len(steps)} steps")
-    bad = [v for v in labels if v not in (IGNORE_STEP, 0, 1)]
+    bad = [v for v in labels if not is_step_label(v)]
     if bad:
-        raise ValueError(f"{where}: labels must be 0, 1 or -1 (ignore), got {bad[:3]}")
+        raise ValueError(f"{where}: labels must be 0, 1, a soft target in [0, 1] or -1 (ignore), got {bad[:3]}")
+
+
+def is_step_label(value) -> bool:
+    """A step_bce label: -1 (ignore), or a target in [0, 1] (hard 0/1 or soft).
+
+    >>> [is_step_label(v) for v in (1, 0.25, -1, 2, True, float("nan"))]
+    [True, True, True, False, False, False]
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value == IGNORE_STEP or 0 <= value <= 1
 
 
 def validate_rows(rows, objective: str, source: str = "rows") -> int:
@@ -145,7 +157,7 @@ def _encode_steps(prompt, solution, tok, max_len) -> tuple[list[int], list[int],
 
 def _encode_step_bce(row, tok, max_len):
     ids, positions, keep, cut = _encode_steps(row["prompt"], row["solution"], tok, max_len)
-    labels = [int(row["labels"][i]) for i in keep]
+    labels = [float(row["labels"][i]) for i in keep]
     if not any(v != IGNORE_STEP for v in labels):
         return None, cut  # nothing to learn: every kept step is ignored
     return Example(input_ids=ids, positions=positions, step_labels=labels), cut
@@ -223,18 +235,18 @@ def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
     return (total - real) / total if total else 0.0
 
 
-def _pad(seqs: list[list[int]], value: int):
+def _pad(seqs: list[list], value, dtype=None):
     import torch
 
     width = max(len(s) for s in seqs)
-    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+    return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=dtype or torch.long)
 
 
 def collate(examples: list[Example], objective: str, pad_id: int) -> dict:
     """Right-padded tensors for one micro-batch.
 
     lm: input_ids, attention_mask, labels [B, T]. step_bce: input_ids, attention_mask [B, T],
-    positions, step_labels [B, S] (label -1 pads/ignores). pairwise: input_ids, attention_mask
+    positions [B, S], step_labels [B, S] float (label -1 pads/ignores). pairwise: input_ids, attention_mask
     [2B, T] (chosen rows first), positions [2B, 1].
     """
     if objective == "pairwise":
@@ -249,7 +261,9 @@ def collate(examples: list[Example], objective: str, pad_id: int) -> dict:
         batch["labels"] = _pad([e.labels for e in examples], IGNORE_INDEX)
     else:
         batch["positions"] = _pad([e.positions for e in examples], 0)
-        batch["step_labels"] = _pad([e.step_labels for e in examples], IGNORE_STEP)
+        import torch
+
+        batch["step_labels"] = _pad([e.step_labels for e in examples], float(IGNORE_STEP), torch.float32)
     return batch
 
 

@@ -31,16 +31,17 @@ def gather_steps(scores: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 def step_bce_loss(scores: torch.Tensor, positions: torch.Tensor, step_labels: torch.Tensor):
-    """BCE on step positions (ORM/SORM, docs/architecture.md §3); label -1 is ignored (padding or SORM balance).
+    """BCE on step positions (ORM/SORM, docs/architecture.md §3); label -1 is ignored (padding or SORM
+    balance); a label in (0, 1) is a soft target (soft SORM labels).
 
     scores [B, T] (logits), positions/step_labels [B, S]. Returns (loss, correct, counted).
     """
     logits = gather_steps(scores.float(), positions)  # [B, S]
     keep = step_labels >= 0
-    target = step_labels.clamp(min=0).float()
+    target = step_labels.clamp(min=0).float()  # a soft target (a success share) trains the same BCE
     per = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     loss = (per * keep).sum() / keep.sum().clamp(min=1)
-    correct = (((logits > 0).long() == step_labels) & keep).sum()
+    correct = (((logits > 0) == (target >= 0.5)) & keep).sum()  # soft: the side of 0.5 it falls on
     return loss, int(correct), int(keep.sum())
 
 

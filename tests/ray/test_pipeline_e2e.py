@@ -20,7 +20,7 @@ def test_every_stage_finished_with_consistent_counts(smoke_run):
     run = Path(cfg.run.run_dir)
     for stage in ("data", "student", "orm_data", "sorm_labels", "refine_data", "evaluate",
                   "reward_models/orm", "reward_models/balanced_orm", "reward_models/sorm",
-                  "refiners/global", "refiners/local"):
+                  "refiners/global", "refiners/local", "sorm_soft_labels", "reward_models/sorm_soft"):
         assert (run / stage / "manifest.json").exists(), stage
     data = json.loads((run / "data" / "manifest.json").read_text())["counts"]
     assert data == {"train": cfg.data.n_train, "test": cfg.data.n_test}
@@ -279,6 +279,37 @@ def test_first_error_job_on_a_trained_sorm_reproduces_the_reports_calibrated_f1(
     assert refused.returncode == 2 and "is the records file" in refused.stderr
     report = (run / "report" / "report.md").read_text()
     assert "F1 at calibrated τ (τ)" in report
+
+
+def test_soft_labels_share_the_hard_labels_rollouts_and_train_a_sorm(smoke_run):
+    """Issue 19, item 2: soft labels for the SORM's solutions from all K rollouts of each prefix;
+    thresholded, they are the hard labels (the stage checks it, and so does this test, from the
+    tables on disk); they cost more rollouts, the report says how many; sorm_soft is trained on
+    them, masked where the hard SORM's rows were, and scored in Tables 1-2."""
+    from glore_ray.labeling.stepwise import read_stepwise
+    from glore_ray.stages.labels import soft_table, sorm_table
+
+    cfg, _, _ = smoke_run
+    run = Path(cfg.run.run_dir)
+    soft, hard = soft_table(run, "labels_train"), sorm_table(run, "labels_train")
+    assert [[int(y > 0) for y in r["labels"]] for r in soft] == [list(r["labels"]) for r in hard]
+    assert all(0 <= y <= 1 for r in soft for y in r["labels"])
+    counts = json.loads((run / "sorm_soft_labels" / "manifest.json").read_text())["counts"]
+    rollouts = read_table(run / "sorm_soft_labels" / "rollouts_train")
+    assert counts["train_stats"]["rollouts_requested"] == len(rollouts) == \
+        cfg.labels.sorm_k * counts["train_stats"]["prefixes_verified"]
+    assert counts["train_stats"]["rollouts_requested"] >= counts["hard_train_stats"]["rollouts_requested"]
+    assert set(counts["oracle_auc_train"]) == {"soft", "hard", "n_steps"}
+    masked = soft_table(run, "sorm")
+    assert [[y == -1 for y in r["labels"]] for r in masked] == \
+        [[y == -1 for y in r["labels"]] for r in sorm_table(run, "sorm")]
+    exported = read_stepwise(run / "sorm_soft_labels" / "stepwise" / "sorm_train.parquet")
+    assert [r["labels"] for r in exported] == [r["labels"] for r in masked]
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    assert in_unit(results["reward_models"]["sorm_soft"]["final_auc"])
+    report = (run / "report" / "report.md").read_text()
+    assert "| soft (every rollout) | " + str(counts["train_stats"]["rollouts_requested"]) in report
+    assert "| sorm_soft |" in report
 
 
 def test_stepwise_export_trains_the_same_sorm_as_the_stage(smoke_run):

@@ -1,5 +1,6 @@
 """The paper's optional variants on the smoke run (configs/smoke.yaml turns them on): App. F
-contrastive ORM, App. I self-filtered SORM, App. J value refinement. Each test asserts on the
+contrastive ORM, App. I self-filtered SORM, App. J value refinement (and the oracle control and the
+soft-label SORM, scored as the variants are). Each test asserts on the
 artifacts and numbers the run wrote; the numbers are meaningless at smoke size, their bookkeeping
 is not."""
 
@@ -13,7 +14,7 @@ from glore_ray.tasks.steps import join_steps, split_steps
 from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
 
 pytestmark = [pytest.mark.ray, pytest.mark.e2e]
-EXTRA_RMS = ("contrastive_orm", "sorm_filtered", "sorm_oracle")
+EXTRA_RMS = ("contrastive_orm", "sorm_filtered", "sorm_oracle", "sorm_soft")
 
 
 def unit_or_nan(x, defined: bool | None) -> bool:

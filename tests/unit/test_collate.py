@@ -60,10 +60,19 @@ def test_step_rows_carry_one_label_per_step(tiny_tokenizer):
     assert all(tiny_tokenizer.decode([ex.input_ids[p]]) == "\n" for p in ex.positions)
 
 
+def test_soft_step_labels_reach_the_batch_as_float_targets(tiny_tokenizer):
+    (ex,), _ = encode_rows([{"prompt": PROMPT, "solution": SOLUTION, "labels": [0.375, -1, 0.0]}], "step_bce",
+                           tiny_tokenizer, 256)
+    batch = collate([ex], "step_bce", pad_id=0)
+    assert batch["step_labels"].dtype == torch.float32
+    assert batch["step_labels"].tolist() == [[0.375, -1.0, 0.0]]
+
+
 @pytest.mark.parametrize("row, message", [
     ({"prompt": PROMPT, "solution": SOLUTION}, "missing 'labels'"),
     ({"prompt": PROMPT, "solution": SOLUTION, "labels": [1, 0]}, "2 labels but the solution has 3 steps"),
-    ({"prompt": PROMPT, "solution": SOLUTION, "labels": [1, 0, 2]}, "labels must be 0, 1 or -1"),
+    ({"prompt": PROMPT, "solution": SOLUTION, "labels": [1, 0, 2]}, "labels must be 0, 1, a soft target in"),
+    ({"prompt": PROMPT, "solution": SOLUTION, "labels": [1, -0.5, 0]}, r"or -1 \(ignore\), got \[-0.5\]"),
     ({"prompt": PROMPT, "solution": "\n\n", "labels": []}, "no steps"),
 ])
 def test_bad_step_rows_are_named(row, message):

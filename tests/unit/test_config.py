@@ -81,7 +81,7 @@ def test_digest_ignores_resources_but_not_results():
 def test_extra_reward_models_accept_the_oracle_control_and_name_the_known_kinds():
     cfg = load_config(None, ["pipeline.extra_reward_models=[contrastive_orm, sorm_filtered, sorm_oracle]"])
     assert cfg.pipeline.extra_reward_models == ("contrastive_orm", "sorm_filtered", "sorm_oracle")
-    with pytest.raises(ConfigError, match=r"unknown \['oracle'\]; known: contrastive_orm, sorm_filtered, sorm_oracle"):
+    with pytest.raises(ConfigError, match=r"unknown \['oracle'\]; known: contrastive_orm, sorm_filtered, sorm_oracle, sorm_soft"):
         load_config(None, ["pipeline.extra_reward_models=[oracle]"])
 
 

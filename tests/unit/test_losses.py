@@ -29,6 +29,18 @@ def test_step_bce_reads_positions_and_ignores_minus_one():
     assert torch.allclose(loss, expected) and (correct, counted) == (2, 2)
 
 
+def test_step_bce_trains_soft_targets_and_counts_the_side_of_one_half():
+    scores = torch.tensor([[0.0, 2.0, -1.0, 3.0]])
+    targets = torch.tensor([[0.25, 0.75, -1.0]])
+    loss, correct, counted = step_bce_loss(scores, torch.tensor([[1, 2, 3]]), targets)
+    expected = F.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.tensor([0.25, 0.75]))
+    assert torch.allclose(loss, expected)
+    assert (correct, counted) == (0, 2)  # 2.0 says "good" to a 0.25 step, -1.0 "bad" to a 0.75 one
+    # The soft loss is smallest where the probability equals the target.
+    at_target = step_bce_loss(torch.tensor([[0.0, math.log(1 / 3)]]), torch.tensor([[1]]), torch.tensor([[0.25]]))[0]
+    assert at_target < step_bce_loss(torch.tensor([[0.0, -2.0]]), torch.tensor([[1]]), torch.tensor([[0.25]]))[0]
+
+
 def test_pairwise_loss_is_minus_log_sigmoid_of_the_margin():
     scores = torch.tensor([[0.0, 3.0], [0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])  # chosen rows first
     positions = torch.tensor([[1], [1], [1], [1]])

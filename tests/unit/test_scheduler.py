@@ -9,7 +9,7 @@ from labeling_fakes import FakeVerifier, make_samples
 
 from glore_ray.config import LabelConfig
 from glore_ray.labeling.refine_pairs import local_triples
-from glore_ray.labeling.scheduler import efficient_labels, naive_labels, sorm_labels
+from glore_ray.labeling.scheduler import efficient_labels, naive_labels, soft_labels, sorm_labels
 from glore_ray.labeling.sorm import VerifyResult
 from glore_ray.tasks.steps import step_result
 
@@ -204,3 +204,47 @@ def test_binary_search_needs_rule1():
         sorm_labels([], FakeVerifier([]), LabelConfig(scheduler="binary", propagate_positive=False))
     with pytest.raises(ValueError, match="efficient, naive or binary"):
         LabelConfig(scheduler="bisect")
+
+
+# ---------------------------------------------------------------- soft labels (issue 19)
+
+
+@pytest.mark.parametrize("rule1", [True, False])
+def test_soft_labels_threshold_to_the_naive_labels_on_the_same_rollouts(world, rule1):
+    problems, samples = world
+    config = LabelConfig(propagate_positive=rule1)
+    naive = naive_labels(samples, FakeVerifier(problems), config)
+    soft = soft_labels(samples, FakeVerifier(problems), config)
+    assert [[int(y > 0) for y in r["labels"]] for r in soft.rows] == [list(r["labels"]) for r in naive.rows]
+    by_key = {(r["prefix_key"], r["sample_index"]): r["text"] for r in naive.rollouts}
+    assert all(by_key[(r["prefix_key"], r["sample_index"])] == r["text"] for r in soft.rollouts)
+    # Every rollout of every distinct prefix: shared prefixes are the only saving.
+    assert soft.stats.rollouts_requested == config.sorm_k * soft.stats.prefixes_verified
+    assert soft.stats.prefixes_deduplicated > 0
+    assert soft.stats.rollouts_requested < naive.stats.rollouts_requested
+    fractional = [y for r in soft.rows for y in r["labels"] if 0 < y < 1]
+    assert fractional and all((y * config.sorm_k).is_integer() for y in fractional)  # shares of K
+    for row in soft.rows:
+        assert row["labels"][-1] == float(row["correct"])
+        if rule1:
+            assert list(row["labels"]) == sorted(row["labels"], reverse=True)
+
+
+def test_soft_label_is_the_share_of_counting_rollouts():
+    # Step 1's prefix wins 2 of 4 rollouts, step 2's 1 of 4 (one more wins but is inconsistent).
+    wins = {("2 + 3 = 5", 0): True, ("2 + 3 = 5", 3): True, ("5 * 3 = 15", 1): True}
+    verifier = Scripted(wins)
+    original = verifier.__call__
+
+    def with_inconsistent(batch):
+        out = original(batch)
+        return [VerifyResult("7 + 13 = 20\n#### 20", True, 3) if (r.prefix.splitlines()[-1], r.sample_index) ==
+                ("5 * 3 = 15", 2) else o for r, o in zip(batch, out, strict=True)]
+
+    result = soft_labels([_sample(WRONG, False)], with_inconsistent, LabelConfig(sorm_k=4))
+    row = result.rows[0]
+    assert row["labels"] == [0.5, 0.25, 0.0, 0.0]
+    assert row["raw_labels"] == [1, 1, 0, 0]
+    assert result.stats.consistency_rejected == 1 and result.stats.rollouts_requested == 12
+    late_win = soft_labels([_sample(WRONG, False)], Scripted({("15 + 1 = 16", 0): True}), LabelConfig(sorm_k=4))
+    assert late_win.rows[0]["labels"] == [0.25, 0.25, 0.25, 0.0] and late_win.stats.labels_by_rule1 == 2

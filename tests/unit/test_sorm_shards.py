@@ -71,3 +71,24 @@ def test_labels_do_not_depend_on_the_sharding(tiny_lm_dir, tiny_problems):
 def test_bad_shard_size_is_refused():
     with pytest.raises(ValueError, match="sorm_shard_solutions"):
         LabelConfig(sorm_shard_solutions=0)
+
+
+def test_soft_job_rolls_out_what_the_hard_job_did(tiny_lm_dir, tiny_problems):
+    """The soft labeller in the actor job, on a real generator: every rollout of every prefix,
+    float labels whose ``> 0`` is the hard job's label (the same seeded rollouts), and a float schema."""
+    import pyarrow as pa
+
+    samples = samples_for(tiny_problems[:6], per_question=2)
+    labels = LabelConfig(sorm_k=3, sorm_max_new_tokens=12, sorm_chunk=1)
+    hard_job = SormShardJob(labels, 1.0, 1.0, 0, "train")
+    soft_job = SormShardJob(labels, 1.0, 1.0, 0, "train", soft=True)
+    generator = HFGenerator(str(tiny_lm_dir), device="cpu", batch_size=16)
+    (_, payload), = plan_label_shards(samples, 1000)
+    hard, _ = hard_job.run(generator, payload)
+    soft, _ = soft_job.run(generator, payload)
+    assert [[int(y > 0) for y in r["labels"]] for r in soft["labels_train"]] == \
+        [r["labels"] for r in hard["labels_train"]]
+    texts = {(r["prefix_key"], r["sample_index"]): r["text"] for r in soft["rollouts_train"]}
+    assert all(texts[(r["prefix_key"], r["sample_index"])] == r["text"] for r in hard["rollouts_train"])
+    assert soft_job.schema("labels_train").field("labels").type == pa.list_(pa.float64())
+    assert hard_job.schema("labels_train").field("labels").type == pa.list_(pa.int64())

@@ -25,6 +25,14 @@ def test_rows_go_out_and_come_back_exactly(tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))  # written whole, then renamed
 
 
+def test_soft_labels_go_out_as_floats_and_come_back(tmp_path):
+    soft = [dict(ROWS[0], labels=[0.625, -1, 0.0]), dict(ROWS[1], labels=[1.0])]
+    path = write_stepwise(tmp_path / "soft.parquet", soft, soft=True)
+    assert pq.read_schema(path).field("labels").type == pa.list_(pa.float64())
+    assert pq.read_table(path).column("labels").to_pylist() == [[0.625, None, 0.0], [1.0]]
+    assert read_stepwise(path) == soft
+
+
 def test_datasets_loads_the_table_in_the_common_layout(tmp_path):
     datasets = pytest.importorskip("datasets")  # the dev extra installs it; a user may have any version
     path = write_stepwise(tmp_path / "steps.parquet", ROWS)
@@ -44,7 +52,7 @@ def test_a_table_made_elsewhere_without_question_ids_trains_per_prompt(tmp_path)
 
 @pytest.mark.parametrize("bad, message", [
     ({"labels": [True]}, r"theirs.parquet\[row 0\]: 2 completions but 1 labels"),
-    ({"labels": [1.0, 0.4]}, r"\[row 0\]: field 'labels'\[1\] must be a boolean, 0/1 or null .*0.4; soft"),
+    ({"labels": [1.0, 1.5]}, r"\[row 0\]: field 'labels'\[1\] must be a boolean, a soft label in \[0, 1\] or null .*1.5"),
     ({"completions": ["a = 1\nb = 2", "#### 2"]}, r"field 'completions'\[0\] must be a non-blank one-line string"),
     ({"completions": []}, r"field 'completions' is empty"),
     ({"prompt": None}, r"\[row 0\]: field 'prompt' must be str, got NoneType"),
