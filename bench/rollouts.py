@@ -16,6 +16,16 @@ the fixed cost one call adds (wall - sampling). Two workload sizes by default: 9
 tiny-world EI round or ORM sampling call), since a fixed cost weighs on small calls only.
 Prints a table; writes bench/results/rollouts.json. Timings on shared 2-core machines are noisy:
 medians of --repeats runs.
+
+``--backends hf,vllm`` (run it with vLLM's environment, ``make vllm-env``: ``.venv-vllm/bin/python
+bench/rollouts.py --backends hf,vllm``) adds, on the same requests in the same run:
+  vllm direct        VLLMGenerator in this process (prefix caching on), engine start-up timed
+  vllm no cache      the same with prefix caching off
+  vllm ray x1 / x2   sample_to_stage with rollout.backend=vllm, one and two vLLM actors
+and a SORM verification workload (K continuations of every step prefix of each reference
+solution: shared prefixes) through HF direct and vLLM direct with prefix caching on and off.
+vLLM rows report wall time (start-up included) and steady state (generation only): a vLLM engine
+takes tens of seconds to start on a CPU, which a real run pays once per actor, not per call.
 """
 
 from __future__ import annotations
@@ -59,9 +69,102 @@ def direct(model_dir, requests, max_new, batch_size, reserve_cache=False) -> dic
     return _rates(len(rows), sum(r["num_tokens"] for r in rows), time.perf_counter() - t0)
 
 
-def via_ray(model_dir, requests, max_new, actors, shard_rows, batch_size, root) -> dict:
+def vllm_direct(model_dir, requests, max_new, prefix_caching=True) -> dict:
+    """VLLMGenerator in this process; its engine (a process of its own) ends with it."""
+    import gc
+
+    from glore_ray.rollout.vllm_engine import VLLMGenerator
+
+    t0 = time.perf_counter()
+    gen = VLLMGenerator(model_dir, RolloutConfig(backend="vllm", prefix_caching=prefix_caching))
+    loaded = time.perf_counter()
+    rows = generate_rows(gen, requests, max_new, 1.0, 1.0, base_seed=0)
+    done = time.perf_counter()
+    del gen
+    gc.collect()
+    out = _rates(len(rows), sum(r["num_tokens"] for r in rows), done - t0)
+    out["steady_tokens_per_s"] = out["tokens"] / (done - loaded)
+    out["fixed_overhead_s"] = round(loaded - t0, 2)
+    out["texts"] = texts_digest(rows)
+    return out
+
+
+def texts_digest(rows: list[dict]) -> str:
+    """One hash of every sample's text, by its identity: equal iff two runs wrote the same texts."""
+    import hashlib
+
+    keyed = sorted((r["question_id"], r["prefix_index"], r["sample_index"], r["text"]) for r in rows)
+    return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
+
+
+def hf_steady(model_dir, requests, max_new, batch_size) -> dict:
+    """HF direct with its model load split out, as vllm_direct reports it."""
+    t0 = time.perf_counter()
+    gen = HFGenerator(model_dir, device="cpu", batch_size=batch_size)
+    loaded = time.perf_counter()
+    rows = generate_rows(gen, requests, max_new, 1.0, 1.0, base_seed=0)
+    done = time.perf_counter()
+    out = _rates(len(rows), sum(r["num_tokens"] for r in rows), done - t0)
+    out["steady_tokens_per_s"] = out["tokens"] / (done - loaded)
+    out["fixed_overhead_s"] = round(loaded - t0, 2)
+    return out
+
+
+def sorm_requests(problems, n_questions: int, k: int) -> list[RolloutRequest]:
+    """K verification rollouts from every non-final step prefix of each reference solution."""
+    out = []
+    for p in problems[:n_questions]:
+        steps = p.reference.splitlines()[:-1]  # the answer line is no prefix
+        for i in range(len(steps)):
+            out.append(RolloutRequest(p.id, f"Q: {p.question}\nA: ", prefix="".join(s + "\n" for s in steps[: i + 1]),
+                                      prefix_index=i, n=k))
+    return out
+
+
+def measure_vllm(model_dir, problems, n_questions, args, root) -> dict:
+    """vLLM beside HF on the EI-sized call and on a SORM verification workload, one run."""
+    requests = [RolloutRequest(p.id, f"Q: {p.question}\nA: ", n=args.k) for p in problems[:n_questions]]
+    sorm = sorm_requests(problems, n_questions, 8)
+    shard_rows = max(1, n_questions // 4)
+    m, b = args.max_new_tokens, args.batch_size
+    runs = {k: [] for k in ("hf_direct", "vllm_direct", "vllm_no_cache", "vllm_ray_1_actor", "vllm_ray_2_actors",
+                            "sorm_hf_direct", "sorm_vllm", "sorm_vllm_no_cache")}
+    for _ in range(args.repeats):
+        runs["hf_direct"].append(hf_steady(model_dir, requests, m, b))
+        runs["vllm_direct"].append(vllm_direct(model_dir, requests, m))
+        runs["vllm_no_cache"].append(vllm_direct(model_dir, requests, m, prefix_caching=False))
+        runs["vllm_ray_1_actor"].append(via_ray(model_dir, requests, m, 1, shard_rows, b, root, backend="vllm"))
+        runs["vllm_ray_2_actors"].append(via_ray(model_dir, requests, m, 2, shard_rows, b, root, backend="vllm"))
+        runs["sorm_hf_direct"].append(hf_steady(model_dir, sorm, m, b))
+        runs["sorm_vllm"].append(vllm_direct(model_dir, sorm, m))
+        runs["sorm_vllm_no_cache"].append(vllm_direct(model_dir, sorm, m, prefix_caching=False))
+    med = {k: _median(v) for k, v in runs.items()}
+    # Prefix caching must not change a text (config.RESOURCE_FIELDS leaves it out of stage digests).
+    same = {name: len({r["texts"] for r in runs[on] + runs[off]}) == 1
+            for name, on, off in (("ei", "vllm_direct", "vllm_no_cache"), ("sorm", "sorm_vllm", "sorm_vllm_no_cache"))}
+    steady = {k: r["steady_tokens_per_s"] for k, r in med.items()}
+    ratios = {
+        "vllm_vs_hf_steady": steady["vllm_direct"] / steady["hf_direct"],
+        "vllm_vs_hf_wall": med["vllm_direct"]["tokens_per_s"] / med["hf_direct"]["tokens_per_s"],
+        "vllm_prefix_cache_on_vs_off_steady": steady["vllm_direct"] / steady["vllm_no_cache"],
+        "vllm_ray1_vs_direct_steady": steady["vllm_ray_1_actor"] / steady["vllm_direct"],
+        "vllm_ray1_vs_direct_wall": med["vllm_ray_1_actor"]["tokens_per_s"] / med["vllm_direct"]["tokens_per_s"],
+        "vllm_ray2_vs_direct_wall": med["vllm_ray_2_actors"]["tokens_per_s"] / med["vllm_direct"]["tokens_per_s"],
+        "sorm_vllm_vs_hf_steady": steady["sorm_vllm"] / steady["sorm_hf_direct"],
+        "sorm_prefix_cache_on_vs_off_steady": steady["sorm_vllm"] / steady["sorm_vllm_no_cache"],
+    }
+    print(f"\nvLLM beside HF: {n_questions} questions x {args.k} samples, and {len(sorm)} SORM prefixes x 8 "
+          f"(x {m} tokens; medians of {args.repeats})")
+    _print_table(med)
+    for name, value in ratios.items():
+        print(f"{name:<36}{value:.2f}")
+    print(f"texts identical with prefix caching on and off: EI {same['ei']}, SORM {same['sorm']}")
+    return {"median": med, "ratios": ratios, "same_texts_cache_on_off": same, "runs": runs}
+
+
+def via_ray(model_dir, requests, max_new, actors, shard_rows, batch_size, root, backend="hf") -> dict:
     cfg = RolloutConfig(num_actors=actors, cpus_per_actor=1.0, shard_rows=shard_rows, batch_size=batch_size,
-                        device="cpu", temperature=1.0)
+                        device="cpu", temperature=1.0, backend=backend)
     stage = Stage(tempfile.mkdtemp(dir=root), "bench", digest="bench")
     s = sample_to_stage(requests, stage, "rollouts", model_dir, cfg, max_new_tokens=max_new, base_seed=0)
     out = _rates(s.rows, s.tokens, s.seconds)
@@ -103,16 +206,20 @@ def measure(model_dir, problems, n_questions, args, root) -> dict:
         "reserved_vs_growing_cache": med["reserved"]["tokens_per_s"] / med["direct"]["tokens_per_s"],
     }
     print(f"\n{n_questions} questions x {args.k} samples x {m} tokens (medians of {args.repeats})")
-    print(f"{'path':<14}{'rows':>7}{'tokens':>9}{'seconds':>9}{'tok/s':>9}{'rollouts/s':>12}{'steady tok/s':>14}"
+    _print_table(med)
+    for name, value in ratios.items():
+        print(f"{name:<28}{value:.2f}")
+    return {"median": med, "ratios": ratios, "runs": runs}
+
+
+def _print_table(med: dict) -> None:
+    print(f"{'path':<20}{'rows':>7}{'tokens':>9}{'seconds':>9}{'tok/s':>9}{'rollouts/s':>12}{'steady tok/s':>14}"
           f"{'fixed s':>9}")
     for name, r in med.items():
         steady = f"{r['steady_tokens_per_s']:.0f}" if "steady_tokens_per_s" in r else ""
         fixed = f"{r['fixed_overhead_s']:.1f}" if "fixed_overhead_s" in r else ""
-        print(f"{name:<14}{r['rows']:>7}{r['tokens']:>9}{r['seconds']:>9.2f}{r['tokens_per_s']:>9.0f}"
+        print(f"{name:<20}{r['rows']:>7}{r['tokens']:>9}{r['seconds']:>9.2f}{r['tokens_per_s']:>9.0f}"
               f"{r['rollouts_per_s']:>12.1f}{steady:>14}{fixed:>9}")
-    for name, value in ratios.items():
-        print(f"{name:<28}{value:.2f}")
-    return {"median": med, "ratios": ratios, "runs": runs}
 
 
 def main() -> None:
@@ -123,16 +230,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--naive-questions", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backends", default="hf", help="hf, or hf,vllm (vLLM rows beside HF; needs vLLM)")
     args = parser.parse_args()
     sizes = [int(q) for q in str(args.questions).split(",")]
+    backends = set(args.backends.split(","))
+    if not backends <= {"hf", "vllm"} or "hf" not in backends:
+        parser.error(f"--backends: hf or hf,vllm, got {args.backends!r}")
     torch.set_num_threads(1)  # as one actor gets: the comparison is per core
     root = Path(tempfile.mkdtemp(prefix="bench-rollouts-"))
-    model_dir, problems = build_model(root, max(sizes))
+    model_dir, problems = build_model(root, max(sizes))  # heads of 32: a size vLLM's CPU attention takes
     init_ray(RunConfig(num_cpus=2), include_dashboard=False, log_to_driver=False)
     results = {str(n): measure(model_dir, problems, n, args, root) for n in sizes}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"args": vars(args), "by_questions": results}, indent=2))
-    print(f"wrote {RESULTS}")
+    out = {"args": vars(args), "by_questions": results}
+    if "vllm" in backends:
+        out["vllm_by_questions"] = {str(n): measure_vllm(model_dir, problems, n, args, root) for n in sizes}
+    path = RESULTS.with_name("rollouts_vllm.json") if "vllm" in backends else RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

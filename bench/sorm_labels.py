@@ -14,6 +14,12 @@ with the exact oracle (a column no peer can measure). Two workloads:
   meaningless, the counting is not.
 
     .venv/bin/python bench/sorm_labels.py [--student PATH] [--questions 60] [--k 8] [--config C overrides...]
+
+``--backends hf,vllm`` (in vLLM's environment, ``make vllm-env``) labels the tiny workload's same
+solutions again with every labeller verifying through a VLLMGenerator of the same student, and
+prints each labeller's vLLM seconds against its HF seconds from the same run. vLLM samples with its
+own seeded generator, so its rollouts, and so its labels, are not HF's; within vLLM the
+efficient labels must still equal the naive ones (the "same as naive" column).
 """
 
 from __future__ import annotations
@@ -170,8 +176,13 @@ def main() -> None:
                         help="tiny workload: the config whose world the student learned")
     parser.add_argument("overrides", nargs="*", help="tiny workload: dotted overrides of that config's world")
     parser.add_argument("--gsm8k", default=str(ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "sorm_labels.json"))
+    parser.add_argument("--out", default=None, help="results JSON (default: bench/results/sorm_labels[_vllm].json)")
+    parser.add_argument("--backends", default="hf", help="hf, or hf,vllm (the tiny workload again on vLLM)")
     args = parser.parse_args()
+    if args.backends not in ("hf", "hf,vllm"):
+        parser.error(f"--backends: hf or hf,vllm, got {args.backends!r}")
+    vllm = args.backends == "hf,vllm"
+    args.out = args.out or str(ROOT / "bench" / "results" / ("sorm_labels_vllm.json" if vllm else "sorm_labels.json"))
 
     import torch
 
@@ -185,6 +196,14 @@ def main() -> None:
         samples, gen, exact = tiny_workload(student, args.questions, args.samples_per_question, args.max_new_tokens,
                                             args.config, args.overrides)
         results["tiny"] = compare(samples, gen, args.k, args.max_new_tokens, chunks, exact)
+        if vllm:
+            from glore_ray.config import RolloutConfig
+            from glore_ray.rollout.vllm_engine import VLLMGenerator
+
+            started = time.perf_counter()
+            vllm_gen = VLLMGenerator(student, RolloutConfig(backend="vllm"))
+            print(f"vLLM engine started in {time.perf_counter() - started:.1f}s (not in the seconds below)")
+            results["tiny_vllm"] = compare(samples, vllm_gen, args.k, args.max_new_tokens, chunks, exact)
     else:
         print("tiny: skipped (no student: run `make pipeline` first or pass --student)")
     if Path(args.gsm8k).exists():
@@ -205,6 +224,12 @@ def main() -> None:
                 print(f"| {name} | {key} | " + " | ".join(
                     "-" if e[c] is None else f"{e[c]:.3f}" if isinstance(e[c], float) else str(e[c]) for c in cols)
                     + " |")
+    if "tiny_vllm" in results:
+        hf, vl = results["tiny"], results["tiny_vllm"]
+        print("\nvLLM against HF, same solutions, same run (seconds; ratio > 1: vLLM faster)")
+        print(f"| naive | {hf['naive_seconds']} | {vl['naive_seconds']} | {hf['naive_seconds'] / vl['naive_seconds']:.2f} |")
+        for key in (k for k in hf if k.startswith(("efficient", "binary", "soft"))):
+            print(f"| {key} | {hf[key]['seconds']} | {vl[key]['seconds']} | {hf[key]['seconds'] / vl[key]['seconds']:.2f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
 

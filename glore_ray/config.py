@@ -84,6 +84,7 @@ class RolloutConfig:
     top_p: float = 1.0
     gpu_memory_utilization: float = 0.85  # vLLM on a GPU: the share of its memory for weights and KV cache
     cpu_kvcache_gib: int = 1  # vLLM's CPU build: KV cache size (VLLM_CPU_KVCACHE_SPACE, unless set)
+    prefix_caching: bool = True  # vLLM: K samples of a prompt, and SORM prefixes, share one prefill
     device: str = "auto"  # hf backend: torch device of each actor (auto: cuda when visible, else cpu)
     dtype: str | None = None  # hf/vllm weights dtype (None: the checkpoint's own); bfloat16 on GPUs at scale
     max_attempts: int = 3  # sampler passes over missing shards before giving up (actor deaths, lost tasks)
@@ -354,9 +355,11 @@ class Config:
 
 
 # Resources, not results: rollouts are seeded per request and the SORM scheduler's labels do not
-# depend on how its waves are cut into calls, so these never change an artifact.
+# depend on how its waves are cut into calls, so these never change an artifact. Prefix caching
+# reuses a prefix's computed KV blocks instead of computing them again (bench/rollouts.py checks
+# that the texts are the same with it on and off).
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
-                   "rollout.max_attempts", "labels.sorm_max_batch")
+                   "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch")
 
 
 # --------------------------------------------------------------------------------------------

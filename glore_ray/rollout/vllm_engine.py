@@ -43,7 +43,8 @@ class VLLMGenerator:
             except ImportError as err:
                 raise RolloutError("rollout.backend=vllm needs vLLM: pip install 'glore-ray[gpu]' on a GPU machine, "
                                    "or `make vllm-env` for vLLM's CPU build (README)") from err
-            llm = LLM(model=model_path, enable_prefix_caching=True, seed=0, logits_processors=[ANSWER_STOP],
+            llm = LLM(model=model_path, enable_prefix_caching=rollout_cfg.prefix_caching, seed=0,
+                      logits_processors=[ANSWER_STOP],
                       **engine_args(model_path, rollout_cfg, _cuda_visible()))
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()

@@ -71,7 +71,7 @@ def test_digest_ignores_resources_but_not_results():
     """More actors or another CPU share is the same run; another K or seed is not."""
     base = load_config("configs/tiny.yaml")
     same = load_config("configs/tiny.yaml", ["rollout.num_actors=8", "rollout.cpus_per_actor=4",
-                                             "labels.sorm_max_batch=100"])
+                                             "labels.sorm_max_batch=100", "rollout.prefix_caching=false"])
     assert base.digest("labels", "rollout", "run.seed") == same.digest("labels", "rollout", "run.seed")
     for change in ("labels.sorm_k=4", "rollout.temperature=0.5", "run.seed=1"):
         other = load_config("configs/tiny.yaml", [change])

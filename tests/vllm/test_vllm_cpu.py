@@ -92,6 +92,29 @@ def test_continues_from_a_prefix_and_grades(vllm_gen):
     assert all(r["prefix"] + r["text"] == problem.reference.rstrip("\n") + "\n" and r["correct"] for r in rows)
 
 
+def test_prefix_caching_changes_no_text(vllm_gen, mem_dir, tiny_problems):
+    """rollout.prefix_caching is left out of stage digests (config.RESOURCE_FIELDS): sampled
+    continuations of shared step prefixes must be the same text with the cache on and off."""
+    import gc
+
+    from glore_ray.rollout.vllm_engine import VLLMGenerator
+
+    requests = []
+    for p in tiny_problems[:8]:
+        steps = split_steps(p.reference)[:-1]
+        requests += [RolloutRequest(p.id, prompt_of(p), prefix="".join(s + "\n" for s in steps[: i + 1]),
+                                    prefix_index=i, n=4) for i in range(len(steps))]
+    cached = vllm_gen.generate(requests, 24, 1.0, 1.0, base_seed=5)
+    uncached_gen = VLLMGenerator(mem_dir, RolloutConfig(backend="vllm", prefix_caching=False))
+    try:
+        uncached = uncached_gen.generate(requests, 24, 1.0, 1.0, base_seed=5)
+    finally:
+        del uncached_gen
+        gc.collect()
+    assert [[c.text for c in r] for r in cached] == [[c.text for c in r] for r in uncached]
+    assert len({c.text for r in cached for c in r}) > len(requests)  # sampled: samples differ
+
+
 def test_a_prompt_past_the_context_is_refused(vllm_gen):
     long_prompt = "Q: " + "1 " * (vllm_gen.context + 10) + "\nA: "
     with pytest.raises(RolloutError, match=rf"'too-long'.*context is {vllm_gen.context}"):
