@@ -6,7 +6,8 @@ as mean ± sd over the seeds finished so far:
 
 - greedy maj@1 and pass@K on the test split (K = ``student.eval_k``), and the SFT train loss;
 - right answer, wrong steps (the exact oracle): the share of the correct greedy test drafts and
-  of the correct temperature samples that hold an invalid step;
+  of the correct temperature samples that hold an invalid step, and what the samples' first
+  wrong steps are (misread operands, or arithmetic slips the chain carries or drops);
 - whether each seed meets the faithful-world targets (docs/faithful-world.md): maj@1 in
   [0.40, 0.70], pass@K >= maj@1 + 0.15, wrong steps <= 5% of greedy drafts, <= 10% of samples.
 
@@ -41,7 +42,8 @@ def seed_result(cfg) -> dict:
     """The student's numbers for one finished run directory (round 0 unless EI rounds ran)."""
     from glore_ray.stages.data import tiny_problems
     from glore_ray.stages.evaluate import student_faithfulness
-    from glore_ray.stages.student import rounds_table
+    from glore_ray.stages.student import round_table, rounds_table
+    from glore_ray.tasks.faithfulness import wrong_step_kinds
 
     run = Path(cfg.run.run_dir)
     rounds = rounds_table(run)
@@ -50,6 +52,7 @@ def seed_result(cfg) -> dict:
     k = cfg.student.eval_k
     per_round = [{"round": r["round"], "maj1": r["maj@1"], "passk": r[f"pass@{k}"], "train_loss": r["train_loss"],
                   "seconds": r["seconds"], "greedy_wrong": f["test_greedy"], "samples_wrong": f["test_samples"],
+                  "samples_wrong_kinds": wrong_step_kinds(problems, round_table(run, r["round"], "eval_samples"), "text"),
                   **({"admitted_wrong": f["admitted"]} if "admitted" in f else {})}
                  for r, f in zip(rounds, faith, strict=True)]
     return {"seed": cfg.run.seed, "k": k, "rounds": per_round}
@@ -81,6 +84,9 @@ def print_table(results: list[dict]) -> None:
             print(f"{res['seed']:>4} {r['round']:>5} {r['maj1']:>6.3f} {r['passk']:>7.3f} {r['train_loss']:>6.3f} "
                   f"{g['wrong_steps']:>4}/{g['correct']:<4} {_rate(g):.3f} {s['wrong_steps']:>5}/{s['correct']:<5} "
                   f"{_rate(s):.3f} {r['seconds']:>6.0f}  {verdict}")
+            if r.get("samples_wrong_kinds"):  # what the wrong steps are (tasks/faithfulness.wrong_step_kind)
+                print(" " * 11 + "wrong steps in samples: "
+                      + ", ".join(f"{kind} {n}" for kind, n in r["samples_wrong_kinds"].items() if n))
     sft = [res["rounds"][0] for res in results]
     if len(sft) > 1:
         cols = {"maj@1": [r["maj1"] for r in sft], f"pass@{k}": [r["passk"] for r in sft],

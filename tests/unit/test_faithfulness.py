@@ -10,7 +10,7 @@ import pytest
 
 from glore_ray.config import load_config
 from glore_ray.stages import evaluate
-from glore_ray.tasks.faithfulness import wrong_steps_rate
+from glore_ray.tasks.faithfulness import WRONG_STEP_KINDS, wrong_step_kind, wrong_step_kinds, wrong_steps_rate
 from glore_ray.tasks.steps import join_steps, split_steps
 from glore_ray.tasks.tiny_world import generate_problems
 
@@ -45,6 +45,44 @@ def test_wrong_steps_rate_counts_correct_rows_with_an_invalid_step(problems):
     assert wrong_steps_rate(by_id, rows, "s") == {"correct": 1, "wrong_steps": 0, "rate": 0.0}
     empty = wrong_steps_rate(by_id, [], "s")
     assert (empty["correct"], empty["wrong_steps"]) == (0, 0) and math.isnan(empty["rate"])
+
+
+def _carried(problem):
+    """A slip the next step takes up, and a second slip that cancels it: the right answer
+    (None when the reference's second step does not start from the first one's result)."""
+    steps = split_steps(problem.reference)
+    head, _, value = steps[0].rpartition(" = ")
+    second_head, _, second_value = steps[1].rpartition(" = ")
+    left, op, amount = second_head.split()
+    if left != value:
+        return None
+    wrong = int(value) + 10
+    return join_steps([f"{head} = {wrong}", f"{wrong} {op} {amount} = {second_value}", *steps[2:]])
+
+
+def test_wrong_step_kinds_tell_misreads_from_carried_and_dropped_slips(problems):
+    p = next(q for q in problems if _carried(q) is not None)
+    steps = split_steps(p.reference)
+    assert wrong_step_kind(p, p.reference) is None
+    assert wrong_step_kind(p, _slipped(p)) == "slip, dropped"  # the next step starts from the true value
+    a, op, b = steps[0].rpartition(" = ")[0].split()
+    other = int(b) + 1  # right arithmetic on an amount the question does not state
+    misread = join_steps([f"{a} {op} {other} = {evaluate_op(int(a), op, other)}", *steps[1:]])
+    assert wrong_step_kind(p, misread) == "operand"
+    carried = _carried(p)
+    assert carried is not None and wrong_step_kind(p, carried) == "slip, carried"
+    last = join_steps([*steps[:-2], steps[-2].rpartition(" = ")[0] + " = 0", steps[-1]])
+    assert wrong_step_kind(p, last) == "slip, last"
+    assert wrong_step_kind(p, "two plus three is five\n" + p.reference) == "unparsed"
+    rows = [{"question_id": p.id, "s": t, "correct": True} for t in (p.reference, _slipped(p), carried, misread)]
+    rows.append({"question_id": p.id, "s": carried, "correct": False})  # wrong answers are not counted
+    kinds = wrong_step_kinds({p.id: p}, rows, "s")
+    assert list(kinds) == list(WRONG_STEP_KINDS)
+    assert kinds == {"operand": 1, "slip, carried": 1, "slip, dropped": 1, "slip, last": 0, "unparsed": 0}
+
+
+def evaluate_op(a: int, op: str, b: int) -> int:
+    return {"+": a + b, "-": a - b, "*": a * b}[op]
 
 
 def _drafts(problems):
