@@ -117,14 +117,7 @@ def soft_labels(samples: list[dict], verify: Verify, config: LabelConfig, first_
     batched call; the last step's label is the solution's own correctness (0.0 or 1.0)."""
     stats, rollouts, table = SormStats(), [], {}
     solutions = _parse(samples, stats, table, first_row)
-    requests, owners = [], []
-    for p in table.values():
-        for j in range(config.sorm_k):
-            requests.append(_with_sample(p.request, j))
-            owners.append(p)
-    results = _call(verify, requests, config.sorm_max_batch, stats)
-    for request, result, p in zip(requests, results, owners, strict=True):
-        _record(p, request, result, config, stats, rollouts)
+    _every_rollout(list(table.values()), verify, config, stats, rollouts)
     rows = []
     for s in solutions:
         shares = [p.counted / config.sorm_k for p in s.prefixes] + [float(s.sample["correct"])]
@@ -154,16 +147,9 @@ def naive_labels(samples: list[dict], verify: Verify, config: LabelConfig, first
     """The paper's procedure: K rollouts from every non-final prefix of every solution."""
     stats, rollouts = SormStats(), []
     solutions = _parse(samples, stats, table=None, first_row=first_row)
-    requests, owners = [], []
-    for s in solutions:
-        for p in s.prefixes:
-            stats.prefixes_consulted += 1
-            for j in range(config.sorm_k):
-                requests.append(_with_sample(p.request, j))
-                owners.append(p)
-    results = _call(verify, requests, config.sorm_max_batch, stats)
-    for request, result, p in zip(requests, results, owners, strict=True):
-        _record(p, request, result, config, stats, rollouts)
+    prefixes = [p for s in solutions for p in s.prefixes]
+    stats.prefixes_consulted = len(prefixes)
+    _every_rollout(prefixes, verify, config, stats, rollouts)
     stats.prefixes_verified = sum(len(s.prefixes) for s in solutions)  # no sharing
     rows = []
     for s in solutions:
@@ -274,6 +260,16 @@ def _final_labels(s: _Solution, raw: list[int], config: LabelConfig, stats: Sorm
 
 def _raw(p: _Prefix, k: int) -> int:
     return int(p.success) if p.decided(k) else UNKNOWN
+
+
+def _every_rollout(prefixes: list[_Prefix], verify: Verify, config: LabelConfig, stats: SormStats,
+                   rollouts: list) -> None:
+    """All K rollouts of each prefix, in one batched call (naive and soft labels: no early stop)."""
+    requests = [_with_sample(p.request, j) for p in prefixes for j in range(config.sorm_k)]
+    owners = [p for p in prefixes for _ in range(config.sorm_k)]
+    results = _call(verify, requests, config.sorm_max_batch, stats)
+    for request, result, p in zip(requests, results, owners, strict=True):
+        _record(p, request, result, config, stats, rollouts)
 
 
 def _wave(pending: list[_Prefix], verify: Verify, config: LabelConfig, stats: SormStats, rollouts: list) -> None:
