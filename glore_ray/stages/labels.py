@@ -132,7 +132,9 @@ def run_sorm_soft_labels(cfg: Config, force: bool = False) -> dict:
     samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
     soft = label_split(cfg, stage, student, "train", samples, soft=True)
     hard_rows, balanced = sorm_table(cfg.run.run_dir, "labels_train"), sorm_table(cfg.run.run_dir, "sorm")
-    check_soft_matches_hard(soft["rows"], hard_rows)
+    # Binary search labels can differ from the naive procedure's (labeling/scheduler.py); naive and
+    # efficient labels cannot, and neither can soft > 0 under the same rollouts.
+    check_soft_matches_hard(soft["rows"], hard_rows, labels_equal=cfg.labels.scheduler != "binary")
     masked = [dict(row, labels=[IGNORE_STEP if h == IGNORE_STEP else y for y, h in zip(row["labels"], b["labels"], strict=True)])
               for row, b in zip(soft["rows"], balanced, strict=True)]
     stage.write_table("sorm", masked)
@@ -145,14 +147,17 @@ def run_sorm_soft_labels(cfg: Config, force: bool = False) -> dict:
     return stage.finish(counts, inputs={"student": student, "sorm_labels": str(stage.dir.parent / SORM)})
 
 
-def check_soft_matches_hard(soft: list[dict], hard: list[dict]) -> None:
-    """Soft labels come from the hard labels' own rollouts, so ``soft > 0`` must be the hard label
-    of every step; a mismatch means the two stages did not roll out the same prefixes."""
+def check_soft_matches_hard(soft: list[dict], hard: list[dict], labels_equal: bool = True) -> None:
+    """The soft rows are the hard rows' solutions, in order; with ``labels_equal`` (the hard labels
+    are the naive procedure's: labels.scheduler naive or efficient) ``soft > 0`` is also the hard
+    label of every step, since soft labels come from the same seeded rollouts. A mismatch means the
+    two stages did not label the same solutions with the same rollouts."""
     if len(soft) != len(hard):
         raise StageError(f"{SOFT}: {len(soft)} soft label rows but {SORM} has {len(hard)}: re-run both stages")
     for n, (s, h) in enumerate(zip(soft, hard, strict=True)):
         thresholded = [int(y > 0) for y in s["labels"]]
-        if (s["question_id"], s["solution"]) != (h["question_id"], h["solution"]) or thresholded != list(h["labels"]):
+        if (s["question_id"], s["solution"]) != (h["question_id"], h["solution"]) or \
+                (labels_equal and thresholded != list(h["labels"])):
             raise StageError(f"{SOFT}: row {n} (question {s['question_id']!r}) does not match {SORM}'s: soft labels "
                              f"{s['labels']} against hard {list(h['labels'])}; re-run both stages with one config")
 

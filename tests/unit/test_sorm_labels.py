@@ -103,3 +103,21 @@ def test_missing_fields_are_named(field):
     del sample[field]
     with pytest.raises(ValueError, match=f"sample 0 .*{field!r}"):
         naive_labels([sample], FakeVerifier([]), LabelConfig())
+
+
+def test_soft_rows_must_be_the_hard_rows_and_threshold_to_their_labels():
+    from glore_ray.artifacts import StageError
+    from glore_ray.stages.labels import check_soft_matches_hard
+
+    hard = [{"question_id": "q1", "solution": "2 + 3 = 5\n#### 5\n", "labels": [1, 0]},
+            {"question_id": "q2", "solution": "1 + 1 = 3\n#### 3\n", "labels": [0, 0]}]
+    soft = [dict(hard[0], labels=[0.25, 0.0]), dict(hard[1], labels=[0.0, 0.0])]
+    check_soft_matches_hard(soft, hard)
+    lucky = [soft[0], dict(hard[1], labels=[0.125, 0.0])]  # a binary-search label may say 0 here
+    with pytest.raises(StageError, match=r"row 1 \(question 'q2'\).*\[0.125, 0.0\] against hard \[0, 0\]"):
+        check_soft_matches_hard(lucky, hard)
+    check_soft_matches_hard(lucky, hard, labels_equal=False)
+    with pytest.raises(StageError, match="row 1"):  # another solution is refused whatever the labels
+        check_soft_matches_hard([soft[0], dict(soft[1], solution="#### 3\n")], hard, labels_equal=False)
+    with pytest.raises(StageError, match="1 soft label rows but sorm_labels has 2"):
+        check_soft_matches_hard(soft[:1], hard)
