@@ -62,21 +62,26 @@ def build_model(root: Path, n: int) -> tuple[str, list]:
 
 
 def direct(model_dir, requests, max_new, batch_size, reserve_cache=False) -> dict:
-    """The backend in this process; loading the model is timed, as the Ray path's actors load it too."""
-    t0 = time.perf_counter()
-    gen = HFGenerator(model_dir, device="cpu", batch_size=batch_size, reserve_cache=reserve_cache)
-    rows = generate_rows(gen, requests, max_new, 1.0, 1.0, base_seed=0)
-    return _rates(len(rows), sum(r["num_tokens"] for r in rows), time.perf_counter() - t0)
+    """HFGenerator in this process; loading the model is timed, as the Ray path's actors load it too."""
+    return _timed(lambda: HFGenerator(model_dir, device="cpu", batch_size=batch_size, reserve_cache=reserve_cache),
+                  requests, max_new)
 
 
 def vllm_direct(model_dir, requests, max_new, prefix_caching=True) -> dict:
     """VLLMGenerator in this process; its engine (a process of its own) ends with it."""
-    import gc
-
     from glore_ray.rollout.vllm_engine import VLLMGenerator
 
+    return _timed(lambda: VLLMGenerator(model_dir, RolloutConfig(backend="vllm", prefix_caching=prefix_caching)),
+                  requests, max_new)
+
+
+def _timed(make_generator, requests, max_new) -> dict:
+    """Rates of one generator built and run in this process: wall (start-up included), steady
+    (generation only) and the start-up itself; the generator is dropped before returning."""
+    import gc
+
     t0 = time.perf_counter()
-    gen = VLLMGenerator(model_dir, RolloutConfig(backend="vllm", prefix_caching=prefix_caching))
+    gen = make_generator()
     loaded = time.perf_counter()
     rows = generate_rows(gen, requests, max_new, 1.0, 1.0, base_seed=0)
     done = time.perf_counter()
@@ -95,19 +100,6 @@ def texts_digest(rows: list[dict]) -> str:
 
     keyed = sorted((r["question_id"], r["prefix_index"], r["sample_index"], r["text"]) for r in rows)
     return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
-
-
-def hf_steady(model_dir, requests, max_new, batch_size) -> dict:
-    """HF direct with its model load split out, as vllm_direct reports it."""
-    t0 = time.perf_counter()
-    gen = HFGenerator(model_dir, device="cpu", batch_size=batch_size)
-    loaded = time.perf_counter()
-    rows = generate_rows(gen, requests, max_new, 1.0, 1.0, base_seed=0)
-    done = time.perf_counter()
-    out = _rates(len(rows), sum(r["num_tokens"] for r in rows), done - t0)
-    out["steady_tokens_per_s"] = out["tokens"] / (done - loaded)
-    out["fixed_overhead_s"] = round(loaded - t0, 2)
-    return out
 
 
 def sorm_requests(problems, n_questions: int, k: int) -> list[RolloutRequest]:
@@ -130,12 +122,12 @@ def measure_vllm(model_dir, problems, n_questions, args, root) -> dict:
     runs = {k: [] for k in ("hf_direct", "vllm_direct", "vllm_no_cache", "vllm_ray_1_actor", "vllm_ray_2_actors",
                             "sorm_hf_direct", "sorm_vllm", "sorm_vllm_no_cache")}
     for _ in range(args.repeats):
-        runs["hf_direct"].append(hf_steady(model_dir, requests, m, b))
+        runs["hf_direct"].append(direct(model_dir, requests, m, b))
         runs["vllm_direct"].append(vllm_direct(model_dir, requests, m))
         runs["vllm_no_cache"].append(vllm_direct(model_dir, requests, m, prefix_caching=False))
         runs["vllm_ray_1_actor"].append(via_ray(model_dir, requests, m, 1, shard_rows, b, root, backend="vllm"))
         runs["vllm_ray_2_actors"].append(via_ray(model_dir, requests, m, 2, shard_rows, b, root, backend="vllm"))
-        runs["sorm_hf_direct"].append(hf_steady(model_dir, sorm, m, b))
+        runs["sorm_hf_direct"].append(direct(model_dir, sorm, m, b))
         runs["sorm_vllm"].append(vllm_direct(model_dir, sorm, m))
         runs["sorm_vllm_no_cache"].append(vllm_direct(model_dir, sorm, m, prefix_caching=False))
     med = {k: _median(v) for k, v in runs.items()}

@@ -24,7 +24,7 @@ from glore_ray.labeling.orm import balanced_orm_rows, orm_rows
 from glore_ray.labeling.scheduler import soft_labels, sorm_labels
 from glore_ray.labeling.sorm import IGNORE_STEP, VerifyResult, balance_by_step
 from glore_ray.labeling.stepwise import write_stepwise
-from glore_ray.metrics import label_agreement
+from glore_ray.metrics import auc, label_agreement
 from glore_ray.stages.common import sample_table, student_checkpoint
 from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.prompts import student_prompt
@@ -93,10 +93,8 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     stage = Stage(cfg.run.run_dir, SORM, cfg.digest("labels", "rollout", "run.seed"), force)
     if stage.done:
         return stage.manifest
-    samples = with_question(orm_table(cfg.run.run_dir, "samples"), questions(cfg, "train"))
     student = student_checkpoint(cfg)
-    samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
-    train = label_split(cfg, stage, student, "train", samples)
+    train = label_split(cfg, stage, student, "train", sorm_samples(cfg))
     balanced, masked = (balance_by_step(train["rows"], seed=cfg.run.seed) if cfg.labels.balance
                         else (train["rows"], 0))
     stage.write_table("sorm", balanced)
@@ -114,6 +112,13 @@ def run_sorm_labels(cfg: Config, force: bool = False) -> dict:
     return stage.finish(counts, inputs={"student": student, "orm_data": str(stage.dir.parent / ORM)})
 
 
+def sorm_samples(cfg: Config) -> list[dict]:
+    """The student samples the SORM labels (hard and soft): orm_data's, joined with their
+    questions, the first ``labels.sorm_samples_per_question`` of each question."""
+    samples = with_question(orm_table(cfg.run.run_dir, "samples"), questions(cfg, "train"))
+    return first_per_question(samples, cfg.labels.sorm_samples_per_question)
+
+
 def run_sorm_soft_labels(cfg: Config, force: bool = False) -> dict:
     """Soft SORM labels (issue 19; labeling/scheduler.py): the SORM's training solutions again,
     with all K rollouts from every prefix, so the label of a step is the share that succeed.
@@ -128,9 +133,7 @@ def run_sorm_soft_labels(cfg: Config, force: bool = False) -> dict:
         return stage.manifest
     require_done(cfg.run.run_dir, SORM)
     student = student_checkpoint(cfg)
-    samples = with_question(orm_table(cfg.run.run_dir, "samples"), questions(cfg, "train"))
-    samples = first_per_question(samples, cfg.labels.sorm_samples_per_question)
-    soft = label_split(cfg, stage, student, "train", samples, soft=True)
+    soft = label_split(cfg, stage, student, "train", sorm_samples(cfg), soft=True)
     hard_rows, balanced = sorm_table(cfg.run.run_dir, "labels_train"), sorm_table(cfg.run.run_dir, "sorm")
     # Binary search labels can differ from the naive procedure's (labeling/scheduler.py); naive and
     # efficient labels cannot, and neither can soft > 0 under the same rollouts.
@@ -165,7 +168,6 @@ def check_soft_matches_hard(soft: list[dict], hard: list[dict], labels_equal: bo
 def soft_label_auc(rows: list[dict], qmap: dict[str, dict]) -> dict:
     """How well the labels themselves rank steps against the exact oracle: the ROC AUC of the soft
     labels and of the hard ones (``soft > 0``) over every step (tiny world)."""
-    from glore_ray.metrics import auc
     from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
 
     soft, exact = [], []
