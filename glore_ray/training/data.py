@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -79,14 +80,13 @@ def validate_row(row: dict, objective: str, where: str) -> None:
 
 
 def is_step_label(value) -> bool:
-    """A step_bce label: -1 (ignore), or a target in [0, 1] (hard 0/1 or soft).
+    """A step_bce label: -1 (ignore), or a target in [0, 1] (hard 0/1 or soft). Any real number
+    type counts (a boolean, a NumPy integer), as the hard labels' ``v in (-1, 0, 1)`` check did.
 
-    >>> [is_step_label(v) for v in (1, 0.25, -1, 2, True, float("nan"))]
-    [True, True, True, False, False, False]
+    >>> [is_step_label(v) for v in (1, 0.25, -1, 2, True, float("nan"), "1")]
+    [True, True, True, False, True, False, False]
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return value == IGNORE_STEP or 0 <= value <= 1
+    return isinstance(value, numbers.Real) and (value == IGNORE_STEP or 0 <= value <= 1)
 
 
 def validate_rows(rows, objective: str, source: str = "rows") -> int:
