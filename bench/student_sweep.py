@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     out_dir = Path(args.root) / args.name
     fixed = list(args.overrides) + ([] if args.ei else ["student.max_rounds=0"])
-    configs = [load_config(args.config, fixed + [f"run.seed={s}", f"run.run_dir={out_dir / f'seed_{s}'}"])
+    # A pretrained base (pretrain.enabled) does not depend on run.seed: the seeds share one.
+    configs = [load_config(args.config, fixed + [f"run.seed={s}", f"run.run_dir={out_dir / f'seed_{s}'}",
+                                                 f"pretrain.shared_dir={out_dir}"])
                for s in args.seeds]
 
     from glore_ray.rollout.ray_setup import init_ray
@@ -119,6 +121,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from glore_ray.stages.student import run_student
 
     init_ray(configs[0].run, log_to_driver=False)
+    base = None
+    if configs[0].pretrain.enabled:
+        from glore_ray.stages.pretrain import run_pretrain
+
+        manifest = run_pretrain(configs[0])
+        base = {"counts": manifest["counts"], "seconds": manifest["seconds"]}
+        print("pretrained base: " + ", ".join(f"{k} {v}" for k, v in manifest["counts"].items()), flush=True)
     results = []
     for cfg in configs:
         t0 = time.time()
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results.append(seed_result(cfg))
         print(f"seed {cfg.run.seed}: done in {time.time() - t0:.0f}s (this command)", flush=True)
         summary = {"name": args.name, "config": args.config, "overrides": fixed, "machine": machine(),
-                   "seeds": _merge(out_dir / "sweep.json", results)}
+                   **({"pretrain": base} if base else {}), "seeds": _merge(out_dir / "sweep.json", results)}
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "sweep.json").write_text(json.dumps(summary, indent=2))
         print_table(summary["seeds"])

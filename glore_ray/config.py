@@ -149,6 +149,36 @@ class TrainingConfig:
     student: TrainConfig = field(default_factory=_ei_train)
     rm: TrainConfig = field(default_factory=_rm_train)
     refiner: TrainConfig = field(default_factory=_refiner_train)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)  # the tiny base (section pretrain)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Tiny world only: a base pretrained on bare arithmetic before SFT (stage ``pretrain``,
+    glore_ray/tasks/arithmetic.py), as a real student's base comes pretrained. It has a seed of
+    its own, so every ``run.seed`` starts from the same base and the seed only moves the SFT
+    (docs/faithful-world.md)."""
+
+    enabled: bool = False  # off: the student starts from random init (model.base: tiny)
+    # chains: the world's worked solutions without their questions; equations: independent lines
+    # with operands over the whole range (learnt far slower: docs/faithful-world.md).
+    corpus: str = "chains"
+    seed: int = 0  # the base's own seed (corpus, fact split, init, training order); not run.seed
+    rows: int = 20000  # corpus rows: solutions (chains), or blocks of lines_per_row equations
+    lines_per_row: int = 12
+    known_share: float = 0.5  # share of the "k packs of m" facts the base sees often
+    rare_sightings: int = 2  # how often the base sees each other fact, in all
+    # Where the stage's directory lives (null: the run directory). Runs that differ only in
+    # run.seed (bench/student_sweep.py) point it at one place and train the base once.
+    shared_dir: str | None = None
+
+    def __post_init__(self):
+        if self.rows < 1 or self.lines_per_row < 1 or self.rare_sightings < 0:
+            raise ValueError("pretrain: need rows >= 1, lines_per_row >= 1, rare_sightings >= 0")
+        if self.corpus not in ("chains", "equations"):
+            raise ValueError(f"pretrain.corpus must be chains or equations, got {self.corpus!r}")
+        if not 0 <= self.known_share <= 1:
+            raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
 
 
 @dataclass(frozen=True)
@@ -326,11 +356,17 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def __post_init__(self):
+        if self.pretrain.enabled and (self.data.task != "tiny" or self.model.base != "tiny"):
+            raise ValueError(f"pretrain.enabled builds the tiny world's base; it needs data.task=tiny and model.base=tiny "
+                             f"(got {self.data.task!r}, {self.model.base!r}): a real base comes pretrained")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -357,9 +393,10 @@ class Config:
 # Resources, not results: rollouts are seeded per request and the SORM scheduler's labels do not
 # depend on how its waves are cut into calls, so these never change an artifact. Prefix caching
 # reuses a prefix's computed KV blocks instead of computing them again (bench/rollouts.py checks
-# that the texts are the same with it on and off).
+# that the texts are the same with it on and off). Where the shared pretrain stage lives is a place, not a result.
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
-                   "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch")
+                   "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",
+                   "pretrain.shared_dir")
 
 
 # --------------------------------------------------------------------------------------------

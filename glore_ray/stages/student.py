@@ -33,10 +33,16 @@ NAME = "student"
 # What the stage's artifacts depend on. "rollout": the EI and evaluation samples are drawn with its
 # temperature, top_p and lengths (resource-only fields are dropped by Config.digest).
 DIGEST = ("data", "model", "student", "training.student", "rollout", "run.seed")
+PRETRAINED = ("pretrain", "training.pretrain")  # also, when the base is the pretrain stage's
+
+
+def digest_sections(cfg: Config) -> tuple[str, ...]:
+    """What the stage digests: a run without a pretrained base keeps the digest it always had."""
+    return DIGEST + (PRETRAINED if cfg.pretrain.enabled else ())
 
 
 def run_student(cfg: Config, force: bool = False) -> dict:
-    stage = Stage(cfg.run.run_dir, NAME, cfg.digest(*DIGEST), force)
+    stage = Stage(cfg.run.run_dir, NAME, cfg.digest(*digest_sections(cfg)), force)
     if stage.done:
         return stage.manifest
     train, test = questions(cfg, "train"), questions(cfg, "test")
@@ -61,10 +67,15 @@ def run_student(cfg: Config, force: bool = False) -> dict:
 
 def ensure_base_model(cfg: Config, stage: Stage, train: list[dict]) -> str:
     """The base checkpoint every round fine-tunes from (paper: "again fine-tune the pre-trained
-    model"). The tiny world has no pretrained model: a tokenizer trained on the train text and a
-    random-init Llama, saved once so every round starts from the same weights."""
+    model"). The tiny world's is the ``pretrain`` stage's base when ``pretrain.enabled``; else a
+    tokenizer trained on the train text and a random-init Llama, saved once so every round starts
+    from the same weights."""
     if cfg.model.base != "tiny":
         return cfg.model.base
+    if cfg.pretrain.enabled:
+        from glore_ray.stages.pretrain import base_checkpoint
+
+        return base_checkpoint(cfg)
     path = stage.path("base")
     if (path / "config.json").exists():
         return str(path)

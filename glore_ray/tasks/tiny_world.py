@@ -144,23 +144,30 @@ def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorld
     Raises ValueError, naming the knobs, when the world cannot be filled: ``MAX_MISSES`` draws in
     a row gave no new problem (every operation blocked, or every question already made).
     """
+    stream = iter_problems(seed, split, config, want=n)
+    return [next(stream) for _ in range(n)]
+
+
+def iter_problems(seed: int, split: str = "train", config: TinyWorldConfig | None = None, want: int | None = None):
+    """Distinct problems one by one, the same sequence as :func:`generate_problems` (whose first
+    ``n`` they are), for callers that filter and cannot know ``n`` up front. ``want`` only words
+    the error."""
     config = config or TinyWorldConfig()
     rng = random.Random(f"tiny-world/{seed}/{split}")
-    problems, seen, misses = [], set(), 0
-    while len(problems) < n:
-        problem = _try_problem(rng, config, f"tiny-{split}-{len(problems)}", split)
+    seen, misses = set(), 0
+    while True:
+        problem = _try_problem(rng, config, f"tiny-{split}-{len(seen)}", split)
         if problem is not None and problem.question not in seen:
             seen.add(problem.question)
-            problems.append(problem)
             misses = 0
+            yield problem
         elif (misses := misses + 1) >= MAX_MISSES:
             raise ValueError(
                 f"tiny world ({split}, seed {seed}): {MAX_MISSES} draws in a row made no new problem after "
-                f"{len(problems)} of {n}; the world is too small for n or cannot be built: widen "
+                f"{len(seen)}{f' of {want}' if want else ''}; the world is too small for n or cannot be built: widen "
                 f"tiny_world.start_range {config.start_range}, add_range {config.add_range}, mul_range "
                 f"{config.mul_range} or max_value {config.max_value}, add ops {list(config.ops)}, or lower "
                 f"min_ops {config.min_ops} / n_train, n_test")
-    return problems
 
 
 def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: str) -> TinyProblem | None:

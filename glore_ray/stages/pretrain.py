@@ -1,0 +1,107 @@
+"""Stage ``pretrain`` (tiny world, ``pretrain.enabled``): the base model, pretrained on bare arithmetic.
+
+A real student is fine-tuned from a pretrained base (paper 3.1 step 1); the tiny world's was random
+init, so a seed's SFT had to learn arithmetic and reading at once and the seed decided whether the
+arithmetic was learnt (docs/faithful-world.md). This stage trains the base once, with
+``pretrain.seed`` (never ``run.seed``), on :func:`~glore_ray.tasks.arithmetic.pretrain_corpus`,
+and measures what it knows. Layout under ``<pretrain.shared_dir or run_dir>/pretrain/``::
+
+    init/         tokenizer (the corpus plus the world's word problems) + random-init Llama
+    model/        the pretrained base (HF format): what the student stage fine-tunes
+    probes.json   greedy accuracy per step kind and for the known and rare facts
+
+Runs that differ only in ``run.seed`` share one directory through ``pretrain.shared_dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glore_ray.artifacts import Stage
+from glore_ray.config import Config
+
+NAME = "pretrain"
+# run.seed is left out on purpose: the base is the same for every student seed.
+DIGEST = ("data.tiny_world", "model", "pretrain", "training.pretrain")
+PROBE_SOLUTIONS = 200  # held-out solutions whose steps probe the base (~2,000 steps)
+
+
+def stage_root(cfg: Config) -> str:
+    return cfg.pretrain.shared_dir or cfg.run.run_dir
+
+
+def run_pretrain(cfg: Config, force: bool = False) -> dict:
+    """Train (or reuse) the base; the manifest names its checkpoint and probe accuracies."""
+    stage = Stage(stage_root(cfg), NAME, cfg.digest(*DIGEST), force)
+    if stage.done:
+        return stage.manifest
+    from glore_ray.tasks.arithmetic import chain_corpus, fact_sightings, pretrain_corpus, split_facts
+    from glore_ray.training.trainer import fine_tune
+
+    p, world = cfg.pretrain, cfg.data.tiny_world
+    if p.corpus == "chains":
+        corpus = chain_corpus(world, p.rows, p.known_share, p.rare_sightings, p.seed)
+    else:
+        corpus = pretrain_corpus(world, p.rows, p.lines_per_row, p.known_share, p.rare_sightings, p.seed)
+    init = _init_model(cfg, stage, corpus)
+    rows = [{"prompt": "", "target": text} for text in corpus]
+    result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)
+    known, rare = split_facts(world, p.known_share, p.seed) if "*" in world.ops else ([], [])
+    probes = probe_accuracy(result.checkpoint, world, rare, p.seed)
+    stage.write_json("probes.json", probes)
+    sightings = fact_sightings(corpus)
+    counts = {"rows": len(rows), "facts_known": len(known), "facts_rare": len(rare),
+              "rare_sightings": sum(sightings[f] for f in rare), "train_loss": result.final_loss,
+              "steps": result.steps, **{f"probe_{k}": v["accuracy"] for k, v in probes.items()}}
+    print("pretrain: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in probes.items()))
+    return stage.finish(counts, inputs={"seed": p.seed}, extra={"checkpoint": result.checkpoint})
+
+
+def base_checkpoint(cfg: Config) -> str:
+    """The pretrained base's checkpoint, training it first if need be."""
+    return str(Path(run_pretrain(cfg)["checkpoint"]))
+
+
+def _init_model(cfg: Config, stage: Stage, corpus: list[str]) -> str:
+    """Tokenizer and random-init model, saved once (complete or absent). The tokenizer also reads
+    word problems of the world (drawn with the base's seed, never trained on), so the student's
+    prompts tokenize as well as the arithmetic does."""
+    path = stage.path("init")
+    if (path / "config.json").exists():
+        return str(path)
+    from glore_ray.decide.how import global_prompt
+    from glore_ray.models.tiny import build_tiny_lm
+    from glore_ray.models.tokenizer import train_tokenizer
+    from glore_ray.tasks.prompts import student_prompt
+    from glore_ray.tasks.tiny_world import generate_problems
+
+    vocab = generate_problems(2000, seed=cfg.pretrain.seed, split="pretrain-vocab", config=cfg.data.tiny_world)
+    texts = corpus + [student_prompt(q.question) + q.reference for q in vocab] + [global_prompt("", "")]
+    tokenizer = train_tokenizer(texts)
+    model = build_tiny_lm(cfg.model, tokenizer, seed=cfg.pretrain.seed)
+    tmp = stage.path(".init-tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(path)
+    return str(path)
+
+
+def probe_accuracy(checkpoint: str, world, rare, seed: int) -> dict:
+    """Greedy accuracy of the base on each kind of step (:func:`~glore_ray.tasks.arithmetic.step_probes`)
+    of held-out solutions of the world, given the solution so far: what the student inherits."""
+    from collections import defaultdict
+
+    from glore_ray.rollout.engine import RolloutRequest
+    from glore_ray.rollout.hf_engine import HFGenerator
+    from glore_ray.tasks.arithmetic import step_probes
+    from glore_ray.tasks.tiny_world import generate_problems
+
+    probes = [probe for problem in generate_problems(PROBE_SOLUTIONS, seed, "pretrain-probe", world)
+              for probe in step_probes(problem, set(rare))]
+    requests = [RolloutRequest(f"probe-{i}", prompt, greedy=True) for i, (_, prompt, _) in enumerate(probes)]
+    texts = [c[0].text for c in HFGenerator(checkpoint, batch_size=256).generate(requests, max_new_tokens=6)]
+    tally = defaultdict(lambda: [0, 0])
+    for (kind, _, result), text in zip(probes, texts, strict=True):
+        tally[kind][0] += text.split("\n")[0].strip() == result
+        tally[kind][1] += 1
+    return {kind: {"n": n, "accuracy": round(right / n, 4)} for kind, (right, n) in sorted(tally.items())}
