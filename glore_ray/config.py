@@ -160,14 +160,17 @@ class PretrainConfig:
     (docs/faithful-world.md)."""
 
     enabled: bool = False  # off: the student starts from random init (model.base: tiny)
-    # chains: the world's worked solutions without their questions; equations: independent lines
-    # with operands over the whole range (learnt far slower: docs/faithful-world.md).
-    corpus: str = "chains"
+    # problems: the world's worked problems as the student sees them (question and solution);
+    # chains: the solutions alone; equations: independent lines with operands over the whole
+    # range (learnt far slower: docs/faithful-world.md).
+    corpus: str = "problems"
     seed: int = 0  # the base's own seed (corpus, fact split, init, training order); not run.seed
-    rows: int = 20000  # corpus rows: solutions (chains), or blocks of lines_per_row equations
+    rows: int = 20000  # corpus rows: problems or solutions, or blocks of lines_per_row equations
     lines_per_row: int = 12
-    known_share: float = 0.5  # share of the "k packs of m" facts the base sees often
-    rare_sightings: int = 2  # how often the base sees each other fact, in all
+    # Share of the facts (container sizes, else products) the base sees as often as the world
+    # shows them; the rest it sees rare_sightings times in all.
+    known_share: float = 1.0
+    rare_sightings: int = 2
     # Where the stage's directory lives (null: the run directory). Runs that differ only in
     # run.seed (bench/student_sweep.py) point it at one place and train the base once.
     shared_dir: str | None = None
@@ -175,8 +178,8 @@ class PretrainConfig:
     def __post_init__(self):
         if self.rows < 1 or self.lines_per_row < 1 or self.rare_sightings < 0:
             raise ValueError("pretrain: need rows >= 1, lines_per_row >= 1, rare_sightings >= 0")
-        if self.corpus not in ("chains", "equations"):
-            raise ValueError(f"pretrain.corpus must be chains or equations, got {self.corpus!r}")
+        if self.corpus not in ("problems", "chains", "equations"):
+            raise ValueError(f"pretrain.corpus must be problems, chains or equations, got {self.corpus!r}")
         if not 0 <= self.known_share <= 1:
             raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
 

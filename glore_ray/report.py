@@ -42,7 +42,7 @@ def write_report(run_dir: str | Path) -> Path:
     out = run / "report"
     out.mkdir(parents=True, exist_ok=True)
     results = _json(run / "evaluate" / "results.json")
-    sections = [f"# GLoRe report: `{run}`\n", _timings(run), _student(run, results), _labels(run),
+    sections = [f"# GLoRe report: `{run}`\n", _timings(run), _pretrain(run), _student(run, results), _labels(run),
                 _reward_models(run, results), _faithfulness(results), _refinement(results, out)]
     path = out / "report.md"
     path.write_text("\n".join(s for s in sections if s))
@@ -69,6 +69,23 @@ def _timings(run: Path) -> str:
         counts = {k: v for k, v in m.get("counts", {}).items() if not isinstance(v, dict)}
         rel = manifest.relative_to(run)
         lines.append(f"| [{m.get('stage')}](../{rel}) | {m.get('seconds')} | {json.dumps(counts)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pretrain(run: Path) -> str:
+    """The pretrained base (stage pretrain), when the run has one in its own directory."""
+    manifest, probes = _json(run / "pretrain" / "manifest.json"), _json(run / "pretrain" / "probes.json")
+    if not manifest:
+        return ""
+    counts = manifest.get("counts", {})
+    lines = ["## Pretrained base\n",
+             "Source: [pretrain/probes.json](../pretrain/probes.json). Trained once with its own seed "
+             f"({manifest.get('inputs', {}).get('seed')}; every student seed starts from it) on {counts.get('rows')} "
+             f"worked problems, {counts.get('steps')} steps; facts seen often: {counts.get('facts_known')}, "
+             f"rarely: {counts.get('facts_rare')}. Greedy accuracy on each kind of step of held-out solutions, "
+             "given the solution so far:\n",
+             "| step kind | steps | accuracy |", "|---|---|---|"]
+    lines += [f"| {kind} | {p['n']} | {_f(p['accuracy'])} |" for kind, p in probes.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -21,11 +21,15 @@ def pipeline_steps(cfg: Config) -> list[Step]:
     from glore_ray.stages.evaluate import run_evaluate
     from glore_ray.stages.labels import run_orm_data, run_sorm_labels, run_sorm_soft_labels
     from glore_ray.stages.models import run_refiner, run_reward_model
+    from glore_ray.stages.pretrain import run_pretrain
     from glore_ray.stages.refine_data import run_refine_data
     from glore_ray.stages.student import run_student
 
-    steps = [Step("data", run_data, 0.01), Step("student", run_student, 0.40), Step("orm_data", run_orm_data, 0.05),
-             Step("sorm_labels", run_sorm_labels, 0.12)]
+    steps = [Step("data", run_data, 0.01)]
+    if cfg.pretrain.enabled:  # the tiny base, shared by every run.seed (docs/faithful-world.md)
+        steps += [Step("pretrain", run_pretrain, 0.25)]
+    steps += [Step("student", run_student, 0.40), Step("orm_data", run_orm_data, 0.05),
+              Step("sorm_labels", run_sorm_labels, 0.12)]
     if "sorm_soft" in cfg.pipeline.extra_reward_models:  # its labels: every rollout of every prefix
         steps += [Step("sorm_soft_labels", run_sorm_soft_labels, 0.10)]
     steps += [Step(f"reward_models/{k}", lambda c, k=k: run_reward_model(c, k), 0.06)

@@ -3,8 +3,9 @@
 A real student is fine-tuned from a pretrained base (paper 3.1 step 1); the tiny world's was random
 init, so a seed's SFT had to learn arithmetic and reading at once and the seed decided whether the
 arithmetic was learnt (docs/faithful-world.md). This stage trains the base once, with
-``pretrain.seed`` (never ``run.seed``), on :func:`~glore_ray.tasks.arithmetic.pretrain_corpus`,
-and measures what it knows. Layout under ``<pretrain.shared_dir or run_dir>/pretrain/``::
+``pretrain.seed`` (never ``run.seed``), on the world's own worked problems (or their solutions
+alone, or bare equations: ``pretrain.corpus``; glore_ray/tasks/arithmetic.py), with a share of the
+world's facts seen only ``pretrain.rare_sightings`` times, and measures what it knows. Layout under ``<pretrain.shared_dir or run_dir>/pretrain/``::
 
     init/         tokenizer (the corpus plus the world's word problems) + random-init Llama
     model/        the pretrained base (HF format): what the student stage fine-tunes
@@ -35,23 +36,22 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
     stage = Stage(stage_root(cfg), NAME, cfg.digest(*DIGEST), force)
     if stage.done:
         return stage.manifest
-    from glore_ray.tasks.arithmetic import chain_corpus, fact_sightings, pretrain_corpus, split_facts
+    from glore_ray.tasks.arithmetic import pretrain_corpus, solution_corpus, split_facts
     from glore_ray.training.trainer import fine_tune
 
     p, world = cfg.pretrain, cfg.data.tiny_world
-    if p.corpus == "chains":
-        corpus = chain_corpus(world, p.rows, p.known_share, p.rare_sightings, p.seed)
+    if p.corpus == "equations":
+        corpus = [("", text) for text in pretrain_corpus(world, p.rows, p.lines_per_row, p.known_share,
+                                                         p.rare_sightings, p.seed)]
     else:
-        corpus = pretrain_corpus(world, p.rows, p.lines_per_row, p.known_share, p.rare_sightings, p.seed)
-    init = _init_model(cfg, stage, corpus)
-    rows = [{"prompt": "", "target": text} for text in corpus]
+        corpus = solution_corpus(world, p.rows, p.known_share, p.rare_sightings, p.seed, p.corpus == "problems")
+    init = _init_model(cfg, stage, [prompt + target for prompt, target in corpus])
+    rows = [{"prompt": prompt, "target": target} for prompt, target in corpus]
     result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)
     known, rare = split_facts(world, p.known_share, p.seed) if "*" in world.ops else ([], [])
-    probes = probe_accuracy(result.checkpoint, world, rare, p.seed)
+    probes = probe_accuracy(result.checkpoint, world, rare, p.seed, p.corpus == "problems")
     stage.write_json("probes.json", probes)
-    sightings = fact_sightings(corpus)
-    counts = {"rows": len(rows), "facts_known": len(known), "facts_rare": len(rare),
-              "rare_sightings": sum(sightings[f] for f in rare), "train_loss": result.final_loss,
+    counts = {"rows": len(rows), "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
               "steps": result.steps, **{f"probe_{k}": v["accuracy"] for k, v in probes.items()}}
     print("pretrain: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in probes.items()))
     return stage.finish(counts, inputs={"seed": p.seed}, extra={"checkpoint": result.checkpoint})
@@ -86,7 +86,7 @@ def _init_model(cfg: Config, stage: Stage, corpus: list[str]) -> str:
     return str(path)
 
 
-def probe_accuracy(checkpoint: str, world, rare, seed: int) -> dict:
+def probe_accuracy(checkpoint: str, world, rare, seed: int, with_question: bool) -> dict:
     """Greedy accuracy of the base on each kind of step (:func:`~glore_ray.tasks.arithmetic.step_probes`)
     of held-out solutions of the world, given the solution so far: what the student inherits."""
     from collections import defaultdict
@@ -97,9 +97,9 @@ def probe_accuracy(checkpoint: str, world, rare, seed: int) -> dict:
     from glore_ray.tasks.tiny_world import generate_problems
 
     probes = [probe for problem in generate_problems(PROBE_SOLUTIONS, seed, "pretrain-probe", world)
-              for probe in step_probes(problem, set(rare))]
+              for probe in step_probes(problem, world, set(rare), with_question)]
     requests = [RolloutRequest(f"probe-{i}", prompt, greedy=True) for i, (_, prompt, _) in enumerate(probes)]
-    texts = [c[0].text for c in HFGenerator(checkpoint, batch_size=256).generate(requests, max_new_tokens=6)]
+    texts = [c[0].text for c in HFGenerator(checkpoint, batch_size=128).generate(requests, max_new_tokens=12)]
     tally = defaultdict(lambda: [0, 0])
     for (kind, _, result), text in zip(probes, texts, strict=True):
         tally[kind][0] += text.split("\n")[0].strip() == result

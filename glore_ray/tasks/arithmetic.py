@@ -34,7 +34,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from glore_ray.tasks.tiny_world import _MUL, TinyWorldConfig, parse_step
+from glore_ray.tasks.prompts import student_prompt
+from glore_ray.tasks.tiny_world import _MUL, TinyWorldConfig, fact_table, parse_step, problem_facts
 
 # Shares of a row's lines per step kind (products: the known facts; the rare ones are added on top).
 KIND_SHARES = {"+": 0.34, "-": 0.34, "x": 0.12, "product": 0.20}
@@ -66,9 +67,20 @@ def product_facts(world: TinyWorldConfig) -> list[tuple[int, int]]:
     return [(k, m) for k in range(k_lo, k_hi + 1) for m in range(m_lo, m_hi + 1) if k != m and k * m <= world.max_value]
 
 
-def split_facts(world: TinyWorldConfig, known_share: float, seed: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(known, rare): a seeded split of :func:`product_facts`, ``round(known_share * n)`` known."""
-    facts = product_facts(world)
+def world_facts(world: TinyWorldConfig) -> list[tuple]:
+    """What a base can know or not: the (item, container) sizes of a knowledge world
+    (``containers`` > 0), else the (k, m) products."""
+    return sorted(fact_table(world)) if world.containers else product_facts(world)
+
+
+def problem_fact_keys(problem, world: TinyWorldConfig) -> list[tuple]:
+    """The :func:`world_facts` that ``problem``'s product steps use, in order."""
+    return problem_facts(problem, world) if world.containers else product_steps(problem)
+
+
+def split_facts(world: TinyWorldConfig, known_share: float, seed: int) -> tuple[list[tuple], list[tuple]]:
+    """(known, rare): a seeded split of :func:`world_facts`, ``round(known_share * n)`` known."""
+    facts = world_facts(world)
     shuffled = random.Random(f"pretrain-facts/{seed}").sample(facts, len(facts))
     n_known = round(known_share * len(facts))
     return sorted(shuffled[:n_known]), sorted(shuffled[n_known:])
@@ -106,6 +118,9 @@ def pretrain_corpus(world: TinyWorldConfig, rows: int, lines_per_row: int, known
     of its arguments. Kinds the world lacks are left out (no ``*``: no factors, no products)."""
     if rows < 1 or lines_per_row < 1:
         raise ValueError(f"pretrain: rows and lines_per_row must be >= 1, got {rows}, {lines_per_row}")
+    if world.containers:
+        raise ValueError("pretrain.corpus=equations cannot teach a knowledge world's container sizes "
+                         "(tiny_world.containers > 0): they are read from the question; use problems")
     known, rare = split_facts(world, known_share, seed) if "*" in world.ops else ([], [])
     shares = {k: s for k, s in KIND_SHARES.items()
               if (k in ("+", "-") and k in world.ops) or (k == "x" and "*" in world.ops and _factors(world))
@@ -129,13 +144,15 @@ def product_steps(problem) -> list[tuple[int, int]]:
     return [(n.left.const, n.right.const) for i, n in enumerate(problem.nodes) if i in amounts]
 
 
-def chain_corpus(world: TinyWorldConfig, rows: int, known_share: float, rare_sightings: int, seed: int) -> list[str]:
-    """``rows`` worked solutions of the world (its references, without the questions), drawn with
-    the base's seed: the chains the student will write, so the base learns the arithmetic where the
-    student uses it. A solution with a rare fact is kept only while that fact has been seen fewer
-    than ``rare_sightings`` times; the rest hold known facts only. A pure function of its arguments.
+def solution_corpus(world: TinyWorldConfig, rows: int, known_share: float, rare_sightings: int, seed: int,
+                    with_question: bool) -> list[tuple[str, str]]:
+    """``rows`` (prompt, target) pairs of worked solutions of the world, drawn with the base's seed:
+    the student's own format (prompt: the student prompt with the question, or nothing when
+    ``with_question`` is off: the chains alone). A solution using a rare fact is kept only while
+    that fact has been seen fewer than ``rare_sightings`` times; the rest use known facts only.
+    A pure function of its arguments.
 
-    Raises ValueError, naming the knobs, when the world's solutions hold too few known-only ones."""
+    Raises ValueError, naming the knobs, when too few of the world's solutions keep to the known facts."""
     from glore_ray.tasks.tiny_world import iter_problems
 
     if rows < 1:
@@ -146,34 +163,41 @@ def chain_corpus(world: TinyWorldConfig, rows: int, known_share: float, rare_sig
     for drawn, problem in enumerate(iter_problems(seed, "pretrain", world), start=1):
         if drawn > limit:
             break
-        rare_here = [f for f in product_steps(problem) if f in rare_set]
+        rare_here = [f for f in problem_fact_keys(problem, world) if f in rare_set]
         if any(seen[f] >= rare_sightings for f in rare_here):
             continue
         seen.update(rare_here)
-        corpus.append(problem.reference)
+        corpus.append((student_prompt(problem.question) if with_question else "", problem.reference))
         if len(corpus) == rows:
             return corpus
     raise ValueError(f"pretrain: only {len(corpus)} of {limit} solutions of the world keep to the known facts "
                      f"(known_share {known_share}); raise pretrain.known_share or lower data.tiny_world.p_product")
 
 
-def step_probes(problem, rare: set[tuple[int, int]]) -> list[tuple[str, str, str]]:
+def step_probes(problem, world: TinyWorldConfig, rare: set, with_question: bool) -> list[tuple[str, str, str]]:
     """(kind, prompt, result) for every step of ``problem``'s reference: the prompt is the solution
-    up to that step's ``=``, so the base is probed on each step's arithmetic where a solution
-    writes it. Kinds: ``+``/``-`` a stated amount, ``+product``/``-product`` an amount that a
-    product made, ``x`` a story factor, ``known fact``/``rare fact`` a "k packs of m" product."""
-    amounts = {node.right.ref for node in problem.nodes}
+    up to that step's ``=`` (after the student prompt when ``with_question``), so the base is
+    probed on each step where a solution writes it; a knowledge world's fact step is probed from
+    ``k *`` on (the size is what is asked), its result then reads ``m = k*m``. Kinds: ``+``/``-`` a stated amount,
+    ``+product``/``-product`` an amount that a product made, ``x`` a story factor, ``known
+    fact``/``rare fact`` a "k packs of m" product (by :func:`world_facts`)."""
+    amounts = sorted({node.right.ref for node in problem.nodes} - {None})
+    facts = dict(zip(amounts, problem_fact_keys(problem, world), strict=True))
     lines = [line for line in problem.reference.split("\n") if parse_step(line)]
+    head = student_prompt(problem.question) if with_question else ""
     probes = []
     for i, (node, line) in enumerate(zip(problem.nodes, lines, strict=True)):
-        if i in amounts:
-            kind = "rare fact" if (node.left.const, node.right.const) in rare else "known fact"
+        if i in facts:
+            kind = "rare fact" if facts[i] in rare else "known fact"
         elif node.op == "*":
             kind = "x"
         else:
             kind = node.op + ("product" if node.right.ref is not None else "")
-        prompt = "".join(earlier + "\n" for earlier in lines[:i]) + line.split(" = ")[0] + " ="
-        probes.append((kind, prompt, str(node.value)))
+        before = head + "".join(earlier + "\n" for earlier in lines[:i])
+        if i in facts and world.containers:  # the size is the fact: probe from "k *" on
+            probes.append((kind, before + f"{node.left.const} *", f"{node.right.const} = {node.value}"))
+        else:
+            probes.append((kind, before + line.split(" = ")[0] + " =", str(node.value)))
     return probes
 
 

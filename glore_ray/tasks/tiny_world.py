@@ -64,6 +64,12 @@ class TinyWorldConfig:
     product_k_range: tuple[int, int] | None = None
     product_m_range: tuple[int, int] | None = None
     max_products: int | None = None  # at most this many product sub-steps a problem (None: no cap)
+    # > 0: a product is "k <container>" and the container's size is world knowledge, never stated:
+    # each item comes in this many containers, whose sizes (drawn from product_m_range by
+    # fact_seed, the world's and never the run's) form a fact table (:func:`fact_table`). The
+    # student has to know the size, as GSM8K asks how many are in a dozen (docs/faithful-world.md).
+    containers: int = 0
+    fact_seed: int = 0
     ops: tuple[str, ...] = ("+", "-", "*")
     style: str = "story"  # story: a sentence per operation; terse: one sentence of short clauses
 
@@ -80,6 +86,11 @@ class TinyWorldConfig:
                 raise ValueError(f"tiny_world.{name}: need 0 < lo <= hi, got {(lo, hi)}")
         if self.max_products is not None and self.max_products < 0:
             raise ValueError(f"tiny_world.max_products must be >= 0 (or null: no cap), got {self.max_products}")
+        if self.containers:
+            m_lo, m_hi = self.product_m_range or (0, -1)
+            if not 0 < self.containers <= min(len(_CONTAINERS), m_hi - m_lo + 1):
+                raise ValueError(f"tiny_world.containers must be in 1..{len(_CONTAINERS)} and at most the sizes of "
+                                 f"product_m_range {self.product_m_range} (each item's sizes are distinct), got {self.containers}")
         if unknown := set(self.ops) - set(OPS):
             raise ValueError(f"tiny_world.ops: unknown operations {sorted(unknown)}; known: {sorted(OPS)}")
 
@@ -125,6 +136,10 @@ _NAMES = ["Ava", "Ben", "Cora", "Dan", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo"
 _ITEMS = ["apples", "marbles", "stamps", "coins", "shells", "cards", "books", "pens", "beads", "rocks"]
 _GAIN = ["finds {n} more {item}", "buys {n} more {item}", "gets {n} {item} from a friend", "wins {n} {item}"]
 _LOSS = ["gives away {n} {item}", "loses {n} {item}", "sells {n} {item}", "uses {n} {item}"]
+# Knowledge worlds (containers > 0): ten more items, and the containers whose sizes are facts.
+_MORE_ITEMS = ["buttons", "stickers", "seeds", "nuts", "eggs", "cups", "toys", "bolts", "candles", "keys"]
+_CONTAINERS = ["bags", "boxes", "crates", "jars", "trays", "tins", "baskets", "sacks", "cases", "bins", "pouches",
+               "cartons", "buckets", "barrels", "chests", "packets"]
 _GAIN_GROUPS = ["buys {k} bags with {m} {item} in each", "gets {k} boxes of {m} {item}"]
 _LOSS_GROUPS = ["gives {k} friends {m} {item} each", "packs {k} jars with {m} {item} each and sells them"]
 # Factors a "*" step can take (mul_range is cut to these): 5-9 make steps whose arithmetic a tiny
@@ -135,7 +150,48 @@ MAX_MISSES = 2000  # draws in a row without a new problem before generation give
 # Terse clauses: the same graph in about half the tokens, so a tiny model spends its capacity on
 # the arithmetic rather than on finding the numbers in a long story (docs/architecture.md §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
-          2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)}}
+          2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)},
+          "+c": "gets {k} {container}", "-c": "gives away {k} {container}"}
+_KNOWN_GAIN, _KNOWN_LOSS = "buys {k} {container} of {item}", "sells {k} {container} of {item}"
+_ITEM = re.compile(r"^\S+ has \d+ (\S+?)[.,]")
+
+
+def world_items(config: TinyWorldConfig) -> list[str]:
+    return _ITEMS + _MORE_ITEMS if config.containers else _ITEMS
+
+
+@functools.lru_cache(maxsize=16)
+def fact_table(config: TinyWorldConfig) -> dict[tuple[str, str], int]:
+    """(item, container) -> size: the knowledge world's facts, a pure function of the world's knobs
+    (``fact_seed``, never ``run.seed``); sizes are distinct within an item, so a size names its
+    container. Empty unless ``containers`` > 0."""
+    if not config.containers:
+        return {}
+    rng = random.Random(f"tiny-world-facts/{config.fact_seed}")
+    m_lo, m_hi = config.product_m_range
+    table = {}
+    for item in world_items(config):
+        sizes = rng.sample(range(m_lo, m_hi + 1), config.containers)
+        table.update({(item, c): size for c, size in zip(_CONTAINERS[:config.containers], sizes, strict=True)})
+    return table
+
+
+def problem_item(question: str) -> str:
+    """The item a tiny-world question counts (its first clause: "<name> has <n> <item>")."""
+    match = _ITEM.match(question)
+    if match is None:
+        raise ValueError(f"not a tiny-world question: {question[:60]!r}")
+    return match.group(1)
+
+
+def problem_facts(problem: TinyProblem, config: TinyWorldConfig) -> list[tuple[str, str]]:
+    """The (item, container) facts a knowledge-world problem's product steps use, in order."""
+    if not config.containers:
+        return []
+    item = problem_item(problem.question)
+    by_size = {size: c for (i, c), size in fact_table(config).items() if i == item}
+    amounts = {node.right.ref for node in problem.nodes}
+    return [(item, by_size[n.right.const]) for i, n in enumerate(problem.nodes) if i in amounts]
 
 
 def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorldConfig | None = None) -> list[TinyProblem]:
@@ -174,7 +230,7 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
     """One problem, built forwards: each operation is drawn among the ones that keep every number
     distinct and the running total in ``0..max_value``, so a long chain needs no rejection loop.
     ``None`` when some step has no such operation (the caller draws again)."""
-    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    name, item = rng.choice(_NAMES), rng.choice(world_items(config))
     terse = config.style == "terse"
     total = rng.randint(*config.start_range)
     used = {total}  # every number stated or computed so far
@@ -188,14 +244,18 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
             return None
         op = rng.choice(ops)
         room = config.max_products is None or n_products < config.max_products
-        products = _products(op, total, used, config) if op != "*" and room and rng.random() < config.p_product else []
+        products = _products(op, total, used, config, item) if op != "*" and room and rng.random() < config.p_product else []
         if products:
             n_products += 1
             k, m = rng.choice(products)
             nodes.append(Node("*", Operand(const=k), Operand(const=m), k * m))
             right, amount = Operand(ref=len(nodes) - 1), k * m
             used |= {k, m, k * m}
-            if terse:
+            if config.containers:  # the size is the fact the student must know
+                container = next(c for (i, c), size in fact_table(config).items() if i == item and size == m)
+                text = (_TERSE[op + "c"].format(k=k, container=container) if terse else
+                        f"Then {name} " + (_KNOWN_GAIN if op == "+" else _KNOWN_LOSS).format(k=k, container=container, item=item) + ".")
+            elif terse:
                 text = _TERSE[op + "k"].format(k=k, m=m)
             else:
                 text = rng.choice(_GAIN_GROUPS if op == "+" else _LOSS_GROUPS).format(k=k, m=m, item=item)
@@ -237,11 +297,16 @@ def _amounts(op: str, total: int, used: set[int], config: TinyWorldConfig) -> li
     return [a for a in range(lo, hi + 1) if (op != "*" or a in _MUL) and _fits(OPS[op](total, a), (a,), used, config)]
 
 
-def _products(op: str, total: int, used: set[int], config: TinyWorldConfig) -> list[tuple[int, int]]:
-    """The ("k packs of m") sub-steps whose product ``op`` can apply to ``total``."""
+def _products(op: str, total: int, used: set[int], config: TinyWorldConfig, item: str) -> list[tuple[int, int]]:
+    """The ("k packs of m") sub-steps whose product ``op`` can apply to ``total``; in a knowledge
+    world m is the size of one of ``item``'s containers."""
     k_lo, k_hi = config.product_k_range or config.mul_range
-    m_lo, m_hi = config.product_m_range or (config.add_range[0] // 2 + 1, config.add_range[1] // 2 + 1)
-    return [(k, m) for k in range(k_lo, k_hi + 1) for m in range(m_lo, m_hi + 1)
+    if config.containers:
+        sizes = sorted(size for (i, _), size in fact_table(config).items() if i == item)
+    else:
+        m_lo, m_hi = config.product_m_range or (config.add_range[0] // 2 + 1, config.add_range[1] // 2 + 1)
+        sizes = range(m_lo, m_hi + 1)
+    return [(k, m) for k in range(k_lo, k_hi + 1) for m in sizes
             if _fits(OPS[op](total, k * m), (k, m, k * m), used, config)]
 
 

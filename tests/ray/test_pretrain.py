@@ -67,3 +67,14 @@ def test_a_changed_base_config_is_refused_not_mixed(base_run):
     tmp, _, _ = base_run
     with pytest.raises(StageError, match="holds outputs of another config"):
         run_pretrain(_cfg(tmp, "pretrain.known_share=0.25"))
+
+
+def test_the_job_refuses_a_config_without_a_base_to_pretrain():
+    import runpy
+    from types import SimpleNamespace
+
+    from glore_ray.config import ConfigError
+
+    job = runpy.run_path(str(Path(__file__).resolve().parents[2] / "jobs" / "pretrain.py"))
+    with pytest.raises(ConfigError, match="pass pretrain.enabled=true"):
+        job["pretrain"](load_config("configs/smoke.yaml"), SimpleNamespace(force=False))

@@ -4,7 +4,7 @@ fact split honoured: known facts often, rare ones exactly rare_sightings times."
 import pytest
 
 from glore_ray.config import ConfigError, load_config
-from glore_ray.tasks.arithmetic import fact_sightings, pretrain_corpus, product_facts, split_facts
+from glore_ray.tasks.arithmetic import fact_sightings, pretrain_corpus, product_facts, product_steps, split_facts
 from glore_ray.tasks.tiny_world import TinyWorldConfig, generate_problems, parse_step
 
 WORLD = TinyWorldConfig(ops=("+", "-", "*"), start_range=(2, 19), add_range=(1, 19), mul_range=(2, 3), max_value=199,
@@ -82,20 +82,23 @@ def test_the_student_digest_sees_the_base_only_when_it_is_pretrained():
     assert other_seed.digest(*BASE) == on.digest(*BASE)
 
 
-def test_chain_corpus_is_the_worlds_solutions_with_rare_facts_capped():
-    from glore_ray.tasks.arithmetic import chain_corpus
+@pytest.mark.parametrize("with_question", [False, True])
+def test_solution_corpus_is_the_worlds_solutions_with_rare_facts_capped(with_question):
+    from glore_ray.tasks.arithmetic import solution_corpus
+    from glore_ray.tasks.prompts import student_prompt
     from glore_ray.tasks.tiny_world import iter_problems
 
-    corpus = chain_corpus(WORLD, rows=400, known_share=0.5, rare_sightings=1, seed=2)
-    references = {p.reference for _, p in zip(range(4000), iter_problems(2, "pretrain", WORLD))}
-    assert len(corpus) == 400 and set(corpus) <= references  # solutions only, no question text
+    corpus = solution_corpus(WORLD, rows=400, known_share=0.5, rare_sightings=1, seed=2, with_question=with_question)
+    drawn = {p.reference: p for _, p in zip(range(4000), iter_problems(2, "pretrain", WORLD))}
+    assert len(corpus) == 400 and {target for _, target in corpus} <= set(drawn)
+    assert all(prompt == (student_prompt(drawn[target].question) if with_question else "") for prompt, target in corpus)
     known, rare = split_facts(WORLD, 0.5, seed=2)
-    sightings = fact_sightings(corpus)
+    sightings = fact_sightings([target for _, target in corpus])
     assert all(sightings[f] <= 1 for f in rare) and sum(sightings[f] for f in rare) > 0
     assert sum(sightings[f] for f in known) > 100
     with pytest.raises(ValueError, match="keep to the known facts"):
-        chain_corpus(TinyWorldConfig(**{**WORLD.__dict__, "p_product": 1.0}), rows=300, known_share=0.0,
-                     rare_sightings=0, seed=2)
+        solution_corpus(TinyWorldConfig(**{**WORLD.__dict__, "p_product": 1.0}), rows=300, known_share=0.0,
+                        rare_sightings=0, seed=2, with_question=False)
 
 
 def test_iter_problems_continues_generate_problems():
@@ -103,3 +106,57 @@ def test_iter_problems_continues_generate_problems():
 
     first = generate_problems(30, seed=4, config=WORLD)
     assert [p.reference for _, p in zip(range(30), iter_problems(4, "train", WORLD))] == [p.reference for p in first]
+
+
+KNOWLEDGE = TinyWorldConfig(**{**WORLD.__dict__, "containers": 8, "max_products": 2})
+
+
+def test_a_knowledge_world_never_states_a_containers_size():
+    """containers > 0: "gets 4 crates", and the crate's size is a fact of the world (fixed by
+    fact_seed, not by the run), distinct within an item; the reference still multiplies by it."""
+    import re
+
+    from glore_ray.tasks.tiny_world import fact_table, first_invalid_step, problem_facts, problem_item
+
+    table = fact_table(KNOWLEDGE)
+    assert len(table) == 20 * 8 and table == fact_table(TinyWorldConfig(**{**KNOWLEDGE.__dict__, "fact_seed": 0}))
+    assert table != fact_table(TinyWorldConfig(**{**KNOWLEDGE.__dict__, "fact_seed": 1}))
+    for item in {i for i, _ in table}:
+        sizes = [s for (i, _), s in table.items() if i == item]
+        assert len(set(sizes)) == len(sizes) and all(11 <= s <= 49 for s in sizes)
+    used = 0
+    for problem in generate_problems(200, seed=5, config=KNOWLEDGE):
+        stated = {int(n) for n in re.findall(r"\d+", problem.question)}
+        facts = problem_facts(problem, KNOWLEDGE)
+        for (item, container), m in zip(facts, [m for _, m in product_steps(problem)], strict=True):
+            assert item == problem_item(problem.question) and table[(item, container)] == m
+            assert m not in stated and container in problem.question
+        used += len(facts)
+        assert first_invalid_step(problem, problem.reference) is None
+    assert used > 100
+
+
+def test_knowledge_world_facts_split_and_probe_by_container():
+    from glore_ray.tasks.arithmetic import solution_corpus, step_probes, world_facts
+    from glore_ray.tasks.prompts import student_prompt
+    from glore_ray.tasks.tiny_world import fact_table
+
+    assert world_facts(KNOWLEDGE) == sorted(fact_table(KNOWLEDGE))
+    known, rare = split_facts(KNOWLEDGE, 0.25, seed=0)
+    assert len(known) == 40 and len(rare) == 120
+    corpus = solution_corpus(KNOWLEDGE, rows=200, known_share=0.25, rare_sightings=1, seed=0, with_question=True)
+    drawn = {p.reference: p for p in generate_problems(4000, seed=0, split="pretrain", config=KNOWLEDGE)}
+    assert all(prompt == student_prompt(drawn[target].question) for prompt, target in corpus)
+    problem = next(p for p in generate_problems(50, seed=1, config=KNOWLEDGE) if product_steps(p))
+    probes = step_probes(problem, KNOWLEDGE, set(rare), with_question=True)
+    kinds = [kind for kind, _, _ in probes]
+    assert sum(kind.endswith("fact") for kind in kinds) == len(product_steps(problem))
+    for kind, prompt, result in probes:
+        assert problem.question in prompt
+        line = prompt.removeprefix(student_prompt(problem.question)).split("\n")[-1] + " " + result  # completed
+        assert line in problem.reference.split("\n")
+        assert prompt.endswith(" *" if kind.endswith("fact") else " =")  # a size is asked, not given
+    with pytest.raises(ValueError, match="cannot teach a knowledge world"):
+        pretrain_corpus(KNOWLEDGE, 10, 4, 0.5, 1, 0)
+    with pytest.raises(ValueError, match="tiny_world.containers must be"):
+        TinyWorldConfig(**{**KNOWLEDGE.__dict__, "containers": 17})
