@@ -383,6 +383,10 @@ class Config:
         for dotted in RESOURCE_FIELDS:
             section, field_name = dotted.split(".")
             data[section].pop(field_name, None)
+        world = data["data"]["tiny_world"]
+        if not world["containers"]:  # no knowledge world: its knobs do nothing, and older runs never had them
+            for name in KNOWLEDGE_FIELDS:
+                world.pop(name)
         picked = {}
         for name in sections:  # "student" or a dotted field such as "run.seed"
             node = data
@@ -397,6 +401,9 @@ class Config:
 # depend on how its waves are cut into calls, so these never change an artifact. Prefix caching
 # reuses a prefix's computed KV blocks instead of computing them again (bench/rollouts.py checks
 # that the texts are the same with it on and off). Where the shared pretrain stage lives is a place, not a result.
+# Knobs of the knowledge world (tiny_world.containers > 0) that change nothing without it: left out
+# of digests when it is off, so the run directories made before they existed stay valid.
+KNOWLEDGE_FIELDS = ("containers", "fact_seed")
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
                    "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",
                    "pretrain.shared_dir")

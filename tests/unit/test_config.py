@@ -94,3 +94,15 @@ def test_student_stage_digest_sees_the_sampling_settings():
     for change in ("rollout.temperature=0.7", "rollout.top_p=0.9", "student.eval_k=4"):
         assert load_config("configs/tiny.yaml", [change]).digest(*DIGEST) != base.digest(*DIGEST), change
     assert load_config("configs/tiny.yaml", ["rollout.num_actors=1"]).digest(*DIGEST) == base.digest(*DIGEST)
+
+
+def test_knowledge_world_knobs_enter_digests_only_when_the_world_is_on():
+    """tiny_world.containers / fact_seed do nothing when containers is 0: they stay out of every
+    digest then, so run directories made before the knobs existed still match their config."""
+    plain = load_config("configs/tiny.yaml")
+    assert load_config("configs/tiny.yaml", ["data.tiny_world.fact_seed=3"]).digest("data") == plain.digest("data")
+    world = ['data.tiny_world.ops=["+","-","*"]', "data.tiny_world.product_m_range=[11,49]"]
+    on = load_config("configs/tiny.yaml", [*world, "data.tiny_world.containers=4"])
+    assert on.digest("data") != load_config("configs/tiny.yaml", world).digest("data")
+    assert on.digest("data") != load_config("configs/tiny.yaml", [*world, "data.tiny_world.containers=4",
+                                                                  "data.tiny_world.fact_seed=1"]).digest("data")
