@@ -36,3 +36,19 @@ def by_question(rows: list[dict]) -> dict[str, list[dict]]:
     for row in rows:
         out.setdefault(row["question_id"], []).append(row)
     return out
+
+
+def save_tiny_init(path: Path, texts: list[str], model_cfg, seed: int) -> str:
+    """A tokenizer trained on ``texts`` (plus the refiners' prompt words) and a random-init tiny
+    Llama, saved at ``path`` once: complete or absent, never half-written."""
+    from glore_ray.decide.how import global_prompt
+    from glore_ray.models.tiny import build_tiny_lm
+    from glore_ray.models.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer([*texts, global_prompt("", "")])  # the refiners' prompt words too
+    model = build_tiny_lm(model_cfg, tokenizer, seed=seed)
+    tmp = path.with_name(f".{path.name}-tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(path)
+    return str(path)

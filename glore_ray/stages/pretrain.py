@@ -69,21 +69,13 @@ def _init_model(cfg: Config, stage: Stage, corpus: list[str]) -> str:
     path = stage.path("init")
     if (path / "config.json").exists():
         return str(path)
-    from glore_ray.decide.how import global_prompt
-    from glore_ray.models.tiny import build_tiny_lm
-    from glore_ray.models.tokenizer import train_tokenizer
+    from glore_ray.stages.common import save_tiny_init
     from glore_ray.tasks.prompts import student_prompt
     from glore_ray.tasks.tiny_world import generate_problems
 
     vocab = generate_problems(2000, seed=cfg.pretrain.seed, split="pretrain-vocab", config=cfg.data.tiny_world)
-    texts = corpus + [student_prompt(q.question) + q.reference for q in vocab] + [global_prompt("", "")]
-    tokenizer = train_tokenizer(texts)
-    model = build_tiny_lm(cfg.model, tokenizer, seed=cfg.pretrain.seed)
-    tmp = stage.path(".init-tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(path)
-    return str(path)
+    texts = corpus + [student_prompt(q.question) + q.reference for q in vocab]
+    return save_tiny_init(path, texts, cfg.model, cfg.pretrain.seed)
 
 
 def probe_accuracy(checkpoint: str, world, rare, seed: int, with_question: bool) -> dict:

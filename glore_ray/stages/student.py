@@ -24,7 +24,7 @@ from glore_ray.artifacts import Stage, read_table, require_done
 from glore_ray.config import Config
 from glore_ray.labeling.expert_iteration import converged, next_dataset, sft_rows
 from glore_ray.metrics import maj_at_k, mean_pass_at_k
-from glore_ray.stages.common import by_question, sample_table
+from glore_ray.stages.common import by_question, sample_table, save_tiny_init
 from glore_ray.stages.data import questions, sampled_questions
 from glore_ray.tasks.grading import extract_answer
 from glore_ray.tasks.prompts import one_shot_prompt, student_prompt
@@ -79,19 +79,8 @@ def ensure_base_model(cfg: Config, stage: Stage, train: list[dict]) -> str:
     path = stage.path("base")
     if (path / "config.json").exists():
         return str(path)
-    from glore_ray.decide.how import global_prompt
-    from glore_ray.models.tiny import build_tiny_lm
-    from glore_ray.models.tokenizer import train_tokenizer
-
     texts = [student_prompt(q["question"]) + q["reference"] for q in train]
-    texts += [global_prompt("", "")]  # the refiners' prompt words enter the vocabulary too
-    tokenizer = train_tokenizer(texts)
-    model = build_tiny_lm(cfg.model, tokenizer, seed=cfg.run.seed)
-    tmp = stage.path(".base-tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(path)  # complete or absent, never half-written
-    return str(path)
+    return save_tiny_init(path, texts, cfg.model, cfg.run.seed)
 
 
 def slipped_rows(cfg: Config, train: list[dict]) -> list[dict]:

@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from glore_ray.tasks.prompts import student_prompt
-from glore_ray.tasks.tiny_world import _MUL, TinyWorldConfig, fact_table, parse_step, problem_facts
+from glore_ray.tasks.tiny_world import _MUL, TinyWorldConfig, fact_table, parse_step, problem_facts, product_steps
 
 # Shares of a row's lines per step kind (products: the known facts; the rare ones are added on top).
 KIND_SHARES = {"+": 0.34, "-": 0.34, "x": 0.12, "product": 0.20}
@@ -135,13 +135,6 @@ def pretrain_corpus(world: TinyWorldConfig, rows: int, lines_per_row: int, known
     for slot, (k, m) in zip(slots, [f for f in rare for _ in range(rare_sightings)], strict=False):
         lines[slot] = Equation(k, "*", m)
     return ["\n".join(str(e) for e in lines[i:i + lines_per_row]) for i in range(0, len(lines), lines_per_row)]
-
-
-def product_steps(problem) -> list[tuple[int, int]]:
-    """The (k, m) of each "k packs of m" sub-step of a problem (a step that a later step takes as
-    its amount, rather than as its running total)."""
-    amounts = {node.right.ref for node in problem.nodes}
-    return [(n.left.const, n.right.const) for i, n in enumerate(problem.nodes) if i in amounts]
 
 
 def solution_corpus(world: TinyWorldConfig, rows: int, known_share: float, rare_sightings: int, seed: int,

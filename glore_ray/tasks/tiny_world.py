@@ -190,8 +190,14 @@ def problem_facts(problem: TinyProblem, config: TinyWorldConfig) -> list[tuple[s
         return []
     item = problem_item(problem.question)
     by_size = {size: c for (i, c), size in fact_table(config).items() if i == item}
+    return [(item, by_size[m]) for _, m in product_steps(problem)]
+
+
+def product_steps(problem: TinyProblem) -> list[tuple[int, int]]:
+    """The (k, m) of each "k packs of m" sub-step of a problem (a step that a later step takes as
+    its amount, rather than as its running total), in order."""
     amounts = {node.right.ref for node in problem.nodes}
-    return [(item, by_size[n.right.const]) for i, n in enumerate(problem.nodes) if i in amounts]
+    return [(n.left.const, n.right.const) for i, n in enumerate(problem.nodes) if i in amounts]
 
 
 def generate_problems(n: int, seed: int, split: str = "train", config: TinyWorldConfig | None = None) -> list[TinyProblem]:
