@@ -125,7 +125,8 @@ def compare(samples, generator, k: int, max_new_tokens: int, chunks=(2,), exact=
 def tiny_workload(student: str, n_questions: int, samples_per_q: int, max_new_tokens: int, config: str,
                   overrides: list[str]):
     from glore_ray.config import load_config
-    from glore_ray.tasks.tiny_world import exact_step_labels, generate_problems
+    from glore_ray.tasks.tiny_oracle import exact_step_labels
+    from glore_ray.tasks.tiny_world import generate_problems
 
     generator = HFGenerator(student, batch_size=128)
     world = load_config(config, overrides).data.tiny_world  # the world the student learned

@@ -107,13 +107,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="comma-separated, e.g. 0,1,2 (the default)")
     parser.add_argument("--ei", action="store_true", help="keep the config's EI rounds (default: SFT only)")
     parser.add_argument("--root", default="runs/sweeps")
+    parser.add_argument("--base-dir", help="where the shared pretrained base lives (default: runs/sweeps/<name>); "
+                                           "name another sweep's directory to try SFT recipes on its base")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.n_train=6000")
     args = parser.parse_args(argv)
     out_dir = Path(args.root) / args.name
     fixed = list(args.overrides) + ([] if args.ei else ["student.max_rounds=0"])
     # A pretrained base (pretrain.enabled) does not depend on run.seed: the seeds share one.
     configs = [load_config(args.config, fixed + [f"run.seed={s}", f"run.run_dir={out_dir / f'seed_{s}'}",
-                                                 f"pretrain.shared_dir={out_dir}"])
+                                                 f"pretrain.shared_dir={args.base_dir or out_dir}"])
                for s in args.seeds]
 
     from glore_ray.rollout.ray_setup import init_ray

@@ -17,7 +17,8 @@ labels: its scores bound what better step labels alone would buy.
 from __future__ import annotations
 
 from glore_ray.labeling.sorm import balance_by_step
-from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+from glore_ray.tasks.tiny_oracle import exact_step_labels
+from glore_ray.tasks.tiny_world import TinyProblem
 
 
 def oracle_rows(rows: list[dict], problems_by_id: dict[str, TinyProblem], seed: int | None

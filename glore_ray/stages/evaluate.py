@@ -216,7 +216,8 @@ def student_faithfulness(run: Path, problems: dict) -> list[dict]:
 def _exact_labels(cfg, drafts, labels, test):
     if cfg.data.task != "tiny":
         return None
-    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+    from glore_ray.tasks.tiny_oracle import exact_step_labels
+    from glore_ray.tasks.tiny_world import TinyProblem
 
     return [exact_step_labels(TinyProblem.from_row(test[d["question_id"]]), labels[d["question_id"]]["solution"])
             for d in drafts]

@@ -30,7 +30,8 @@ from glore_ray.tasks.first_errors import (
 from glore_ray.tasks.prompts import student_prompt
 from glore_ray.tasks.records import DataError
 from glore_ray.tasks.steps import split_steps
-from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+from glore_ray.tasks.tiny_oracle import exact_step_labels
+from glore_ray.tasks.tiny_world import TinyProblem
 
 
 def score_records(score, records: list[FirstErrorRecord]) -> list[list[float]]:

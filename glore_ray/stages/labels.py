@@ -168,7 +168,8 @@ def check_soft_matches_hard(soft: list[dict], hard: list[dict], labels_equal: bo
 def soft_label_auc(rows: list[dict], qmap: dict[str, dict]) -> dict:
     """How well the labels themselves rank steps against the exact oracle: the ROC AUC of the soft
     labels and of the hard ones (``soft > 0``) over every step (tiny world)."""
-    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+    from glore_ray.tasks.tiny_oracle import exact_step_labels
+    from glore_ray.tasks.tiny_world import TinyProblem
 
     soft, exact = [], []
     for row in rows:
@@ -299,7 +300,8 @@ def first_per_question(samples: list[dict], n: int | None) -> list[dict]:
 
 def oracle_agreement(rows: list[dict], qmap: dict[str, dict]) -> dict:
     """App. G: how often the SORM data labels equal the tiny world's exact labels."""
-    from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+    from glore_ray.tasks.tiny_oracle import exact_step_labels
+    from glore_ray.tasks.tiny_world import TinyProblem
 
     labels, exact = [], []
     for row in rows:

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 
 from glore_ray.tasks.grading import is_correct
 from glore_ray.tasks.steps import split_steps
-from glore_ray.tasks.tiny_world import OPS, TinyProblem, first_invalid_step, parse_step
+from glore_ray.tasks.tiny_oracle import first_invalid_step
+from glore_ray.tasks.tiny_world import OPS, TinyProblem, parse_step
 
 
 def wrong_steps_rate(problems_by_id: dict[str, TinyProblem], rows: Iterable[dict], text_key: str) -> dict:

@@ -11,41 +11,32 @@ order that reaches it). That is the ground truth the paper could only hand-label
 Every number in a problem (stated or computed) is distinct, so the reference's lines name their
 graph nodes unambiguously.
 
+The problem and its graph are ``tiny_graph``'s; the exact oracle that computes those labels is
+``tiny_oracle``'s (both re-exported here).
+
 >>> p = generate_problems(1, seed=0, split="train")[0]
->>> first_invalid_step(p, p.reference) is None
+>>> p.reference.splitlines()[-1] == f"#### {p.answer}"
 True
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import random
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
-from glore_ray.tasks.grading import is_correct
-from glore_ray.tasks.steps import is_answer_step, join_steps, split_steps
+from glore_ray.tasks.steps import join_steps
+from glore_ray.tasks.tiny_graph import COMMUTATIVE, OPS, Node, Operand, TinyProblem, parse_step, render_step
+from glore_ray.tasks.tiny_oracle import exact_step_labels, first_invalid_step, prefix_is_valid, step_validity
 
-OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-COMMUTATIVE = {"+", "*"}
-_STEP = re.compile(r"^(0|[1-9]\d*) ([+\-*]) (0|[1-9]\d*) = (0|-?[1-9]\d*)$")
-
-
-@dataclass(frozen=True)
-class Operand:
-    """A number stated in the question (``const``) or the result of node ``ref``."""
-
-    const: int | None = None
-    ref: int | None = None
-
-
-@dataclass(frozen=True)
-class Node:
-    op: str
-    left: Operand
-    right: Operand
-    value: int
+# The problem's graph and the exact oracle have modules of their own; their names stay importable
+# from here, where the package's users and tools outside it (the fidelity check) find them.
+__all__ = [
+    "COMMUTATIVE", "OPS", "Node", "Operand", "TinyProblem", "TinyWorldConfig", "exact_step_labels", "fact_table",
+    "first_invalid_step", "generate_problems", "iter_problems", "parse_step", "prefix_is_valid", "problem_facts",
+    "problem_item", "product_steps", "render_step", "step_validity", "world_items",
+]
 
 
 @dataclass(frozen=True)
@@ -93,40 +84,6 @@ class TinyWorldConfig:
                                  f"product_m_range {self.product_m_range} (each item's sizes are distinct), got {self.containers}")
         if unknown := set(self.ops) - set(OPS):
             raise ValueError(f"tiny_world.ops: unknown operations {sorted(unknown)}; known: {sorted(OPS)}")
-
-
-@dataclass(frozen=True)
-class TinyProblem:
-    id: str
-    question: str
-    nodes: tuple[Node, ...]
-    reference: str
-    split: str = "train"
-    answer: str = field(init=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "answer", str(self.nodes[-1].value))
-
-    def meta(self) -> str:
-        """The computation graph as JSON, stored in the question row's ``meta`` column."""
-        return json.dumps([asdict(n) for n in self.nodes])
-
-    @classmethod
-    def from_row(cls, row: dict) -> TinyProblem:
-        nodes = tuple(
-            Node(n["op"], Operand(**n["left"]), Operand(**n["right"]), n["value"]) for n in json.loads(row["meta"])
-        )
-        return cls(row["id"], row["question"], nodes, row["reference"], row.get("split", "train"))
-
-    def to_row(self) -> dict:
-        return {
-            "id": self.id,
-            "question": self.question,
-            "reference": self.reference,
-            "answer": self.answer,
-            "split": self.split,
-            "meta": self.meta(),
-        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,141 +271,3 @@ def _products(op: str, total: int, used: set[int], config: TinyWorldConfig, item
         sizes = range(m_lo, m_hi + 1)
     return [(k, m) for k in range(k_lo, k_hi + 1) for m in sizes
             if _fits(OPS[op](total, k * m), (k, m, k * m), used, config)]
-
-
-def _value(operand: Operand, nodes: list[Node] | tuple[Node, ...]) -> int:
-    return operand.const if operand.ref is None else nodes[operand.ref].value
-
-
-def render_step(node: Node, nodes, swap: bool = False) -> str:
-    a, b = _value(node.left, nodes), _value(node.right, nodes)
-    if swap:
-        a, b = b, a
-    return f"{a} {node.op} {b} = {node.value}"
-
-
-# --------------------------------------------------------------------------------------------
-# The exact oracle
-
-
-def parse_step(step: str) -> tuple[int, str, int, int] | None:
-    """``'12 + 5 = 17' -> (12, '+', 5, 17)``; ``None`` for anything else (canonical form only)."""
-    match = _STEP.match(step.strip())
-    if not match:
-        return None
-    a, op, b, c = match.groups()
-    return int(a), op, int(b), int(c)
-
-
-def _chain(problem: TinyProblem) -> tuple[int, list[int], set[int]]:
-    """(start value, the story's operations in order, the product sub-steps) of a problem.
-
-    Every tiny-world graph is a chain: each story operation takes the running total on its left
-    and a stated amount or a product sub-step (``k packs of m``) on its right.
-    """
-    nodes, chain, i = problem.nodes, [], len(problem.nodes) - 1
-    while True:
-        chain.append(i)
-        if nodes[i].left.ref is None:
-            break
-        i = nodes[i].left.ref
-    chain.reverse()
-    products = set(range(len(nodes))) - set(chain)
-    if any(o.ref is not None for p in products for o in (nodes[p].left, nodes[p].right)) or \
-            any(nodes[c].right.ref is not None and nodes[c].right.ref not in products for c in chain):
-        raise ValueError(f"tiny world problem {problem.id!r}: its graph is not a chain of operations")
-    return nodes[chain[0]].left.const, chain, products
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _reachable(value: int, remaining: tuple[tuple[str, int], ...], answer: int) -> bool:
-    """Can some order of the ``remaining`` (op, amount) operations take ``value`` to ``answer``,
-    through running totals a step can state (non-negative)? ``remaining`` is sorted, so equal
-    multisets share a cache entry and repeated operations are tried once."""
-    if not remaining:
-        return value == answer
-    for i, (op, amount) in enumerate(remaining):
-        if i and remaining[i - 1] == (op, amount):
-            continue
-        after = OPS[op](value, amount)
-        if after >= 0 and _reachable(after, remaining[:i] + remaining[i + 1:], answer):
-            return True
-    return False
-
-
-def step_validity(problem: TinyProblem, steps: list[str]) -> list[bool]:
-    """Validity of every prefix: ``out[i]`` is True iff steps[0..i] is a valid prefix.
-
-    A prefix is valid iff the answer can still be reached from it, which is V* (paper 3.1). A
-    step is valid iff it computes a product sub-step not yet computed, or applies one of the
-    story operations not yet applied to the running total (the amount stated or its sub-step
-    computed), with correct arithmetic, and some order of the operations left still reaches the
-    answer: "doubles them, then triples them" may be written ``7 * 3 = 21`` then ``21 * 2 = 42``,
-    and a run of additions and subtractions in any order whose totals stay non-negative.
-
-    Once a step is invalid every longer prefix is invalid too. The answer line is valid iff the
-    prefix before it is valid and it states the right answer; any line after it is invalid.
-    """
-    start, chain, products = _chain(problem)
-    # The states a valid prefix can be in: (running total, story operations left, products
-    # computed). A line can name more than one operation (a running total that equals a stated
-    # amount), so the oracle follows every reading and a prefix is valid while one survives.
-    states = {(start, frozenset(chain), frozenset())}
-    out, ok, answered = [], True, False
-    for step in steps:
-        if ok and not answered and is_answer_step(step):
-            ok, answered = is_correct(step, problem.answer), True
-        elif ok and not answered:
-            parsed = parse_step(step)
-            arithmetic = parsed is not None and parsed[3] == OPS[parsed[1]](parsed[0], parsed[2])
-            states = {n for s in states for n in _next_states(problem, products, s, parsed)} if arithmetic else set()
-            ok = bool(states)
-        else:
-            ok = False
-        out.append(ok)
-    return out
-
-
-def _next_states(problem: TinyProblem, products: set[int], state, parsed) -> list[tuple]:
-    """Every state that the step ``parsed`` (with correct arithmetic) can lead to from ``state``
-    while the answer stays reachable: a product sub-step computed, or a story operation applied
-    to the running total (its amount stated, or its sub-step computed)."""
-    a, op, b, c = parsed
-    total, remaining, computed = state
-    nodes, out = problem.nodes, []
-    for idx in products - computed:
-        node = nodes[idx]
-        if node.op == op and node.value == c and sorted((a, b)) == sorted((node.left.const, node.right.const)):
-            out.append((total, remaining, computed | {idx}))
-    for idx in remaining:
-        node, right = nodes[idx], nodes[idx].right
-        if node.op != op or (right.ref is not None and right.ref not in computed):
-            continue  # another operation, or its "k packs of m" not computed yet
-        amount = _value(right, nodes)
-        if (a, b) != (total, amount) and not (op in COMMUTATIVE and (a, b) == (amount, total)):
-            continue
-        rest = remaining - {idx}
-        if c >= 0 and _reachable(c, tuple(sorted((nodes[i].op, _value(nodes[i].right, nodes)) for i in rest)),
-                                 int(problem.answer)):
-            out.append((c, rest, computed))
-    return out
-
-
-def prefix_is_valid(problem: TinyProblem, steps: list[str]) -> bool:
-    """The exact V* label of a prefix (a list of step lines)."""
-    return all(step_validity(problem, steps)) if steps else True
-
-
-def first_invalid_step(problem: TinyProblem, solution: str) -> int | None:
-    """0-based index of the first invalid step, or ``None`` if every step is valid.
-
-    A solution whose steps are all valid but that stops before an answer line has no invalid
-    step; it is still not correct (the grader decides that).
-    """
-    validity = step_validity(problem, split_steps(solution))
-    return next((i for i, ok in enumerate(validity) if not ok), None)
-
-
-def exact_step_labels(problem: TinyProblem, solution: str) -> list[int]:
-    """0/1 per step: the exact counterpart of SORM labels (App. G ground truth)."""
-    return [int(v) for v in step_validity(problem, split_steps(solution))]

@@ -11,7 +11,8 @@ import pytest
 
 from glore_ray.artifacts import read_table
 from glore_ray.tasks.steps import join_steps, split_steps
-from glore_ray.tasks.tiny_world import TinyProblem, exact_step_labels
+from glore_ray.tasks.tiny_oracle import exact_step_labels
+from glore_ray.tasks.tiny_world import TinyProblem
 
 pytestmark = [pytest.mark.ray, pytest.mark.e2e]
 EXTRA_RMS = ("contrastive_orm", "sorm_filtered", "sorm_oracle", "sorm_soft")

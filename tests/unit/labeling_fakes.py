@@ -8,7 +8,8 @@ import random
 from glore_ray.labeling.sorm import VerifyRequest, VerifyResult
 from glore_ray.tasks.grading import is_correct
 from glore_ray.tasks.steps import split_steps, step_result
-from glore_ray.tasks.tiny_world import OPS, generate_problems, prefix_is_valid
+from glore_ray.tasks.tiny_oracle import prefix_is_valid
+from glore_ray.tasks.tiny_world import OPS, generate_problems
 
 
 def noisy_solution(problem, rng: random.Random, p_slip=0.15, p_wrong_op=0.1, p_bad_answer=0.05) -> str:

@@ -116,7 +116,8 @@ def test_a_knowledge_world_never_states_a_containers_size():
     fact_seed, not by the run), distinct within an item; the reference still multiplies by it."""
     import re
 
-    from glore_ray.tasks.tiny_world import fact_table, first_invalid_step, problem_facts, problem_item
+    from glore_ray.tasks.tiny_oracle import first_invalid_step
+    from glore_ray.tasks.tiny_world import fact_table, problem_facts, problem_item
 
     table = fact_table(KNOWLEDGE)
     assert len(table) == 20 * 8 and table == fact_table(TinyWorldConfig(**{**KNOWLEDGE.__dict__, "fact_seed": 0}))

@@ -9,7 +9,8 @@ from glore_ray.artifacts import Stage
 from glore_ray.config import load_config
 from glore_ray.labeling.oracle import oracle_rows
 from glore_ray.labeling.sorm import IGNORE_STEP, balance_by_step
-from glore_ray.tasks.tiny_world import exact_step_labels, generate_problems
+from glore_ray.tasks.tiny_oracle import exact_step_labels
+from glore_ray.tasks.tiny_world import generate_problems
 
 SEED = 3
 

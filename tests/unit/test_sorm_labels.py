@@ -18,7 +18,7 @@ from glore_ray.labeling.sorm import (
     rollout_counts,
 )
 from glore_ray.metrics import label_agreement
-from glore_ray.tasks.tiny_world import exact_step_labels
+from glore_ray.tasks.tiny_oracle import exact_step_labels
 
 
 def test_rule1_propagates_positive_backwards_and_counts_changes():

@@ -5,17 +5,23 @@ import random
 
 import pytest
 
+from glore_ray.tasks import tiny_oracle, tiny_world
 from glore_ray.tasks.grading import is_correct
 from glore_ray.tasks.steps import split_steps
-from glore_ray.tasks.tiny_world import (
-    COMMUTATIVE,
-    TinyProblem,
-    TinyWorldConfig,
-    exact_step_labels,
-    first_invalid_step,
-    generate_problems,
-    prefix_is_valid,
-)
+from glore_ray.tasks.tiny_oracle import exact_step_labels, first_invalid_step, prefix_is_valid
+from glore_ray.tasks.tiny_world import COMMUTATIVE, TinyProblem, TinyWorldConfig, generate_problems
+
+
+def test_graph_and_oracle_names_still_import_from_tiny_world():
+    """Tools outside the package (the fidelity check) import the problem and the oracle from
+    tiny_world, where they lived before they had modules of their own."""
+    from glore_ray.tasks import tiny_graph
+    from glore_ray.tasks.tiny_world import TinyProblem as problem
+    from glore_ray.tasks.tiny_world import exact_step_labels as labels
+    from glore_ray.tasks.tiny_world import first_invalid_step as first
+
+    assert labels is tiny_oracle.exact_step_labels and first is tiny_oracle.first_invalid_step
+    assert problem is tiny_graph.TinyProblem and set(tiny_world.__all__) <= set(dir(tiny_world))
 
 
 def brute_force_valid_lines(problem: TinyProblem) -> set[tuple[str, ...]]:
