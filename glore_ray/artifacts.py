@@ -55,7 +55,8 @@ class Stage:
 
     def __init__(self, run_dir: str | os.PathLike, name: str, digest: str, force: bool = False):
         self.name, self.digest = name, digest
-        self.dir = Path(run_dir).resolve() / name  # absolute: Ray workers run in other directories
+        self.run_dir = Path(run_dir).resolve()  # absolute: Ray workers run in other directories
+        self.dir = self.run_dir / name
         self._t0 = time.time()
         started = self._read_json(STARTED)
         if force and self.dir.exists():

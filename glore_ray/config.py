@@ -320,6 +320,8 @@ class Config:
         if not world["containers"]:  # no knowledge world: its knobs do nothing, and older runs never had them
             for name in KNOWLEDGE_FIELDS:
                 world.pop(name)
+        if not any(world["distractors"]):  # none: the problems of the runs made before the knob
+            world.pop("distractors")
         picked = {}
         for name in sections:  # "student" or a dotted field such as "run.seed"
             node = data

@@ -274,7 +274,7 @@ def _run_pool(pending, stage, job: ShardJob, model_path, rollout_cfg) -> Iterato
         resources["num_gpus"] = rollout_cfg.gpus_per_actor * rollout_cfg.tensor_parallel
     ds = ds.map_batches(
         _ShardWorker,
-        fn_constructor_kwargs=dict(model_path=str(model_path), rollout_cfg=rollout_cfg, run_dir=str(stage.dir.parent),
+        fn_constructor_kwargs=dict(model_path=str(model_path), rollout_cfg=rollout_cfg, run_dir=str(stage.run_dir),
                                    stage_name=stage.name, digest=stage.digest, job=job),
         batch_size=1,  # one shard per call: a shard is the unit of work, of writing and of resume
         compute=ray.data.ActorPoolStrategy(size=min(rollout_cfg.num_actors, len(pending))),

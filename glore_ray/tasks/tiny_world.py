@@ -61,6 +61,11 @@ class TinyWorldConfig:
     # student has to know the size, as GSM8K asks how many are in a dozen (docs/faithful-world.md).
     containers: int = 0
     fact_seed: int = 0
+    # Irrelevant clauses a problem states, (fewest, most): another person's amount of the same item
+    # ("Ben has 14 apples.", terse: "sees Ben with 14 apples"), a number drawn like the story's amounts that no step may use. Reading
+    # past them is what a student can get wrong without the arithmetic getting easier or harder
+    # (GSM-IC: irrelevant context; docs/faithful-world.md). (0, 0): none, the problems as before.
+    distractors: tuple[int, int] = (0, 0)
     ops: tuple[str, ...] = ("+", "-", "*")
     style: str = "story"  # story: a sentence per operation; terse: one sentence of short clauses
 
@@ -82,6 +87,8 @@ class TinyWorldConfig:
             if not 0 < self.containers <= min(len(_CONTAINERS), m_hi - m_lo + 1):
                 raise ValueError(f"tiny_world.containers must be in 1..{len(_CONTAINERS)} and at most the sizes of "
                                  f"product_m_range {self.product_m_range} (each item's sizes are distinct), got {self.containers}")
+        if not 0 <= self.distractors[0] <= self.distractors[1]:
+            raise ValueError(f"tiny_world.distractors: need 0 <= fewest <= most, got {tuple(self.distractors)}")
         if unknown := set(self.ops) - set(OPS):
             raise ValueError(f"tiny_world.ops: unknown operations {sorted(unknown)}; known: {sorted(OPS)}")
 
@@ -238,6 +245,10 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
         nodes.append(Node(op, current, right, total))
         current = Operand(ref=len(nodes) - 1)
         sentences.append(text)
+    if config.distractors[1]:  # drawn after the chain, so a world without them draws as before
+        sentences = _with_distractors(rng, sentences, name, item, used, config)
+        if sentences is None:
+            return None
     if terse:
         question = ", ".join(sentences[:-1]) + (", then " if len(sentences) > 1 else "") + sentences[-1]
         question += f". How many {item} now?"
@@ -245,6 +256,24 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
         question = " ".join(sentences + [f"How many {item} does {name} have now?"])
     steps = [render_step(node, nodes) for node in nodes] + [f"#### {nodes[-1].value}"]
     return TinyProblem(pid, question, tuple(nodes), join_steps(steps), split)
+
+
+def _with_distractors(rng: random.Random, sentences: list[str], name: str, item: str, used: set[int],
+                      config: TinyWorldConfig) -> list[str] | None:
+    """``sentences`` with irrelevant clauses inserted after the first: another person's amount of
+    the item, distinct from every number of the problem (so no step can use it by accident)."""
+    lo, hi = config.add_range
+    free = [n for n in range(max(lo, 2), hi + 1) if n not in used]
+    count = rng.randint(*config.distractors)
+    if len(free) < count:
+        return None
+    others = [n for n in _NAMES if n != name]
+    out = list(sentences)
+    for number in rng.sample(free, count):
+        at = rng.randint(1, len(out) - 1)  # never first (the start) nor after the last operation
+        who = rng.choice(others)  # terse clauses share the subject: the aside keeps it
+        out.insert(at, f"sees {who} with {number} {item}" if config.style == "terse" else f"{who} has {number} {item}.")
+    return out
 
 
 def _fits(result: int, new: tuple[int, ...], used: set[int], config: TinyWorldConfig) -> bool:

@@ -106,3 +106,13 @@ def test_knowledge_world_knobs_enter_digests_only_when_the_world_is_on():
     assert on.digest("data") != load_config("configs/tiny.yaml", world).digest("data")
     assert on.digest("data") != load_config("configs/tiny.yaml", [*world, "data.tiny_world.containers=4",
                                                                   "data.tiny_world.fact_seed=1"]).digest("data")
+
+
+def test_distractors_enter_digests_only_when_a_problem_has_some():
+    """tiny_world.distractors (0, 0) makes the problems of the runs made before it existed: it
+    stays out of every digest then, and changes it otherwise."""
+    plain = load_config("configs/tiny.yaml")
+    assert "distractors" not in str(plain.digest("data")) and \
+        load_config("configs/tiny.yaml", ["data.tiny_world.distractors=[0,0]"]).digest("data") == plain.digest("data")
+    assert load_config("configs/tiny.yaml", ["data.tiny_world.distractors=[0,2]"]).digest("data") != plain.digest("data")
+

@@ -150,6 +150,41 @@ def test_difficulty_knobs():
         TinyWorldConfig(ops=("+", "^"))
 
 
+def test_distractors_state_numbers_no_step_may_use():
+    """tiny_world.distractors: irrelevant clauses with numbers distinct from every number of the
+    graph, never the first clause; the reference stays valid, a step that uses one is invalid,
+    and a world without them makes exactly the problems it made before the knob existed."""
+    import dataclasses
+    import hashlib
+    import re
+
+    config = TinyWorldConfig(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 19), add_range=(1, 19),
+                             mul_range=(2, 3), max_value=199, p_product=0.5, product_k_range=(3, 9),
+                             product_m_range=(11, 49), style="terse", distractors=(1, 2))
+    plain = generate_problems(40, seed=5, config=dataclasses.replace(config, distractors=(0, 0)))
+    fingerprint = hashlib.sha256("".join(p.question + p.reference for p in plain).encode()).hexdigest()[:16]
+    assert fingerprint == "9d367962128a9d1d"  # these 40 problems, made by the code before the knob
+    counts = []
+    for problem in generate_problems(40, seed=5, config=config):
+        clauses = problem.question.split(", ")
+        asides = [c for c in clauses if c.startswith("sees ")]
+        counts.append(len(asides))
+        assert not clauses[0].startswith("sees ")
+        graph_numbers = {n.value for n in problem.nodes} | {o.const for n in problem.nodes
+                                                            for o in (n.left, n.right) if o.const is not None}
+        for aside in asides:
+            number = int(re.search(r" with (\d+) ", aside).group(1))
+            assert number not in graph_numbers
+            first = problem.reference.splitlines()[0].split(" = ")[0].split(" ")[0]
+            assert first_invalid_step(problem, f"{first} + {number} = {int(first) + number}") == 0
+        assert all(exact_step_labels(problem, problem.reference))
+    assert set(counts) == {1, 2}
+    with pytest.raises(ValueError, match="distractors"):
+        TinyWorldConfig(distractors=(2, 1))
+    story = generate_problems(5, seed=0, config=dataclasses.replace(config, style="story"))
+    assert all(re.search(r"\. [A-Z][a-z]+ has \d+ \w+\. ", p.question) for p in story)
+
+
 def test_slipped_continuation_carries_the_written_slip_to_the_answer():
     """The student's copy-from-the-scratchpad rows (docs/faithful-world.md): the prompt's prefix is the
     reference with one result written wrong, and the target recomputes every later step from
