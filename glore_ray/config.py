@@ -172,6 +172,11 @@ class PretrainConfig:
     # shows them; the rest it sees rare_sightings times in all.
     known_share: float = 1.0
     rare_sightings: int = 2
+    # The base's world may be easier than the student's: chains of min_ops..max_ops operations
+    # (null: the student's), so the student's SFT has to extend what the base practised, as a real
+    # base is pretrained on other text than the task (docs/faithful-world.md).
+    min_ops: int | None = None
+    max_ops: int | None = None
     # Where the stage's directory lives (null: the run directory). Runs that differ only in
     # run.seed (bench/student_sweep.py) point it at one place and train the base once.
     shared_dir: str | None = None
@@ -181,6 +186,10 @@ class PretrainConfig:
             raise ValueError("pretrain: need rows >= 1, lines_per_row >= 1, rare_sightings >= 0")
         if self.corpus not in ("problems", "chains", "equations"):
             raise ValueError(f"pretrain.corpus must be problems, chains or equations, got {self.corpus!r}")
+        if (self.min_ops is None) != (self.max_ops is None) or (self.min_ops is not None and
+                                                                not 1 <= self.min_ops <= self.max_ops):
+            raise ValueError(f"pretrain: min_ops and max_ops are both null (the student's world) or "
+                             f"1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         if not 0 <= self.known_share <= 1:
             raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
 
@@ -322,6 +331,9 @@ class Config:
                 world.pop(name)
         if not any(world["distractors"]):  # none: the problems of the runs made before the knob
             world.pop("distractors")
+        for name in ("min_ops", "max_ops"):  # null: the base's world is the student's, as before the knobs
+            if data["pretrain"][name] is None:
+                data["pretrain"].pop(name)
         picked = {}
         for name in sections:  # "student" or a dotted field such as "run.seed"
             node = data

@@ -39,7 +39,7 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
     from glore_ray.tasks.arithmetic import pretrain_corpus, solution_corpus, split_facts
     from glore_ray.training.trainer import fine_tune
 
-    p, world = cfg.pretrain, cfg.data.tiny_world
+    p, world = cfg.pretrain, base_world(cfg)
     if p.corpus == "equations":
         corpus = [("", text) for text in pretrain_corpus(world, p.rows, p.lines_per_row, p.known_share,
                                                          p.rare_sightings, p.seed)]
@@ -49,12 +49,22 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
     rows = [{"prompt": prompt, "target": target} for prompt, target in corpus]
     result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)
     known, rare = split_facts(world, p.known_share, p.seed) if "*" in world.ops else ([], [])
-    probes = probe_accuracy(result.checkpoint, world, rare, p.seed, p.corpus == "problems")
+    # Probed on the student's world: what the student inherits, whatever world the base read.
+    probes = probe_accuracy(result.checkpoint, cfg.data.tiny_world, rare, p.seed, p.corpus == "problems")
     stage.write_json("probes.json", probes)
     counts = {"rows": len(rows), "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
               "steps": result.steps, **{f"probe_{k}": v["accuracy"] for k, v in probes.items()}}
     print("pretrain: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in probes.items()))
     return stage.finish(counts, inputs={"seed": p.seed}, extra={"checkpoint": result.checkpoint})
+
+
+def base_world(cfg: Config):
+    """The world the base pretrains on: the student's, with ``pretrain.min_ops..max_ops``
+    operations where they are set."""
+    import dataclasses
+
+    world, p = cfg.data.tiny_world, cfg.pretrain
+    return world if p.min_ops is None else dataclasses.replace(world, min_ops=p.min_ops, max_ops=p.max_ops)
 
 
 def base_checkpoint(cfg: Config) -> str:

@@ -116,3 +116,21 @@ def test_distractors_enter_digests_only_when_a_problem_has_some():
         load_config("configs/tiny.yaml", ["data.tiny_world.distractors=[0,0]"]).digest("data") == plain.digest("data")
     assert load_config("configs/tiny.yaml", ["data.tiny_world.distractors=[0,2]"]).digest("data") != plain.digest("data")
 
+
+
+def test_the_base_may_pretrain_on_shorter_chains_than_the_students():
+    """pretrain.min_ops/max_ops: the base's world is the student's with other chain lengths; both
+    null (the default) is the student's world and leaves every digest as it was before the knobs."""
+    from glore_ray.stages.pretrain import DIGEST, base_world
+
+    on = ["pretrain.enabled=true"]
+    plain = load_config("configs/tiny.yaml", on)
+    assert base_world(plain) is plain.data.tiny_world
+    assert plain.digest("pretrain") == "bf8ef4db04718bba"  # the pretrain section's digest before the knobs
+    short = load_config("configs/tiny.yaml", [*on, "pretrain.min_ops=1", "pretrain.max_ops=2"])
+    world = base_world(short)
+    assert (world.min_ops, world.max_ops) == (1, 2) and world.ops == plain.data.tiny_world.ops
+    assert short.digest(*DIGEST) != plain.digest(*DIGEST)
+    for bad in (["pretrain.min_ops=2"], ["pretrain.min_ops=3", "pretrain.max_ops=2"]):
+        with pytest.raises(ConfigError, match="min_ops"):
+            load_config("configs/tiny.yaml", [*on, *bad])
