@@ -325,15 +325,13 @@ class Config:
         for dotted in RESOURCE_FIELDS:
             section, field_name = dotted.split(".")
             data[section].pop(field_name, None)
-        world = data["data"]["tiny_world"]
-        if not world["containers"]:  # no knowledge world: its knobs do nothing, and older runs never had them
-            for name in KNOWLEDGE_FIELDS:
-                world.pop(name)
-        if not any(world["distractors"]):  # none: the problems of the runs made before the knob
-            world.pop("distractors")
-        for name in ("min_ops", "max_ops"):  # null: the base's world is the student's, as before the knobs
-            if data["pretrain"][name] is None:
-                data["pretrain"].pop(name)
+        for path, names, off in OFF_FIELDS:
+            section = data
+            for part in path:
+                section = section[part]
+            if off(section):
+                for name in names:
+                    section.pop(name)
         picked = {}
         for name in sections:  # "student" or a dotted field such as "run.seed"
             node = data
@@ -348,9 +346,13 @@ class Config:
 # depend on how its waves are cut into calls, so these never change an artifact. Prefix caching
 # reuses a prefix's computed KV blocks instead of computing them again (bench/rollouts.py checks
 # that the texts are the same with it on and off). Where the shared pretrain stage lives is a place, not a result.
-# Knobs of the knowledge world (tiny_world.containers > 0) that change nothing without it: left out
-# of digests when it is off, so the run directories made before they existed stay valid.
-KNOWLEDGE_FIELDS = ("containers", "fact_seed")
+# Knobs added after runs existed, left out of digests while they are off (they change nothing then),
+# so the run directories made before them stay valid: (section, its fields, "are they off?").
+OFF_FIELDS = (
+    (("data", "tiny_world"), ("containers", "fact_seed"), lambda w: not w["containers"]),  # the knowledge world
+    (("data", "tiny_world"), ("distractors",), lambda w: not any(w["distractors"])),
+    (("pretrain",), ("min_ops", "max_ops"), lambda p: p["min_ops"] is None),  # the base's world is the student's
+)
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
                    "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",
                    "pretrain.shared_dir")

@@ -37,17 +37,15 @@ def lab_questions(cfg: Config, n: int) -> list[dict]:
     if cfg.data.task != "tiny":
         raise ValueError(f"the reward-model lab scores against the tiny world's exact step labels; "
                          f"data.task is {cfg.data.task!r}")
-    from glore_ray.stages.data import questions
-    from glore_ray.tasks.tiny_world import generate_problems
+    from itertools import islice
 
+    from glore_ray.stages.data import questions
+    from glore_ray.tasks.tiny_world import iter_problems
+
+    # iter_problems refuses, naming the knobs, a world too small to give n more questions.
     seen = {q["question"] for split in ("train", "test") for q in questions(cfg, split)}
-    rows = [p.to_row() for p in generate_problems(n + n // 5 + 20, seed=cfg.run.seed, split=LAB,
-                                                  config=cfg.data.tiny_world)]
-    rows = [r for r in rows if r["question"] not in seen][:n]
-    if len(rows) < n:
-        raise ValueError(f"the tiny world gave only {len(rows)} lab questions outside train and test, "
-                         f"not {n}: ask for fewer (--questions)")
-    return rows
+    fresh = (p for p in iter_problems(cfg.run.seed, LAB, cfg.data.tiny_world, want=n) if p.question not in seen)
+    return [p.to_row() for p in islice(fresh, n)]
 
 
 def lab_drafts(cfg: Config, n: int, force: bool = False) -> list[dict]:
