@@ -177,6 +177,10 @@ class PretrainConfig:
     # base is pretrained on other text than the task (docs/faithful-world.md).
     min_ops: int | None = None
     max_ops: int | None = None
+    # Extra rows, this share of ``rows``, whose prompt ends in a slipped step and whose target
+    # follows from the written number (tasks/slipped.py): the base learns to compute from its
+    # scratchpad, not from a total it tracks apart (docs/faithful-world.md). Problems corpus only.
+    slipped_share: float = 0.0
     # Where the stage's directory lives (null: the run directory). Runs that differ only in
     # run.seed (bench/student_sweep.py) point it at one place and train the base once.
     shared_dir: str | None = None
@@ -192,6 +196,10 @@ class PretrainConfig:
                              f"1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         if not 0 <= self.known_share <= 1:
             raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
+        if self.slipped_share < 0 or (self.slipped_share and (self.corpus != "problems" or self.known_share < 1)):
+            raise ValueError(f"pretrain.slipped_share must be >= 0, and > 0 only with corpus problems and "
+                             f"known_share 1 (slipped rows draw any fact), got {self.slipped_share} with corpus "
+                             f"{self.corpus!r}, known_share {self.known_share}")
 
 
 @dataclass(frozen=True)
@@ -352,6 +360,7 @@ OFF_FIELDS = (
     (("data", "tiny_world"), ("containers", "fact_seed"), lambda w: not w["containers"]),  # the knowledge world
     (("data", "tiny_world"), ("distractors",), lambda w: not any(w["distractors"])),
     (("pretrain",), ("min_ops", "max_ops"), lambda p: p["min_ops"] is None),  # the base's world is the student's
+    (("pretrain",), ("slipped_share",), lambda p: not p["slipped_share"]),
 )
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
                    "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",

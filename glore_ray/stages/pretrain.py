@@ -45,6 +45,10 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
                                                          p.rare_sightings, p.seed)]
     else:
         corpus = solution_corpus(world, p.rows, p.known_share, p.rare_sightings, p.seed, p.corpus == "problems")
+    if p.slipped_share:
+        from glore_ray.tasks.slipped import slipped_corpus
+
+        corpus += slipped_corpus(world, round(p.slipped_share * p.rows), p.seed)
     init = _init_model(cfg, stage, [prompt + target for prompt, target in corpus])
     rows = [{"prompt": prompt, "target": target} for prompt, target in corpus]
     result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 
+from glore_ray.tasks.prompts import student_prompt
 from glore_ray.tasks.steps import join_steps
-from glore_ray.tasks.tiny_world import OPS, TinyProblem, render_step
+from glore_ray.tasks.tiny_world import OPS, TinyProblem, TinyWorldConfig, iter_problems, render_step
 
 
 def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: int = 999) -> tuple[str, str] | None:
@@ -49,3 +50,23 @@ def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: in
     prefix = [render_step(n, nodes) for n in nodes[:j]] + [line(j)]
     rest = [line(i) for i in range(j + 1, len(nodes))] + [f"#### {values[-1]}"]
     return join_steps(prefix), join_steps(rest)
+
+
+def slipped_corpus(world: TinyWorldConfig, rows: int, seed: int) -> list[tuple[str, str]]:
+    """``rows`` (prompt, target) pairs for the pretrained base: the student prompt with a problem
+    of ``world`` and its reference up to a slipped step, then the solution that follows from the
+    written number. Drawn from a split of their own (``pretrain-slipped``) with the base's seed, so
+    the base's other rows are unchanged. A pure function of its arguments."""
+    rng, out = random.Random(f"pretrain-slipped/{seed}"), []
+    for drawn, problem in enumerate(iter_problems(seed, "pretrain-slipped", world), start=1):
+        if len(out) == rows:
+            return out
+        if drawn > 20 * rows:
+            break
+        made = slipped_continuation(problem, rng, world.max_value)
+        if made is not None:
+            out.append((student_prompt(problem.question) + made[0], made[1]))
+    if len(out) < rows:
+        raise ValueError(f"pretrain: only {len(out)} of {rows} slipped rows from {20 * rows} problems of the world "
+                         "(a slip must keep the chain inside 0..max_value); lower pretrain.slipped_share")
+    return out

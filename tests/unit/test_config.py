@@ -134,3 +134,16 @@ def test_the_base_may_pretrain_on_shorter_chains_than_the_students():
     for bad in (["pretrain.min_ops=2"], ["pretrain.min_ops=3", "pretrain.max_ops=2"]):
         with pytest.raises(ConfigError, match="min_ops"):
             load_config("configs/tiny.yaml", [*on, *bad])
+
+
+def test_the_bases_slipped_rows_enter_its_digest_only_when_on_and_need_whole_problems():
+    from glore_ray.stages.pretrain import DIGEST
+
+    on = ["pretrain.enabled=true"]
+    plain = load_config("configs/tiny.yaml", on)
+    assert plain.digest("pretrain") == "bf8ef4db04718bba"  # as before the knob
+    assert load_config("configs/tiny.yaml", [*on, "pretrain.slipped_share=0.5"]).digest(*DIGEST) != plain.digest(*DIGEST)
+    for bad in (["pretrain.slipped_share=-0.1"], ["pretrain.slipped_share=0.5", "pretrain.corpus=chains"],
+                ["pretrain.slipped_share=0.5", "pretrain.known_share=0.5"]):
+        with pytest.raises(ConfigError, match="slipped_share"):
+            load_config("configs/tiny.yaml", [*on, *bad])

@@ -334,3 +334,26 @@ def test_max_products_caps_the_product_sub_steps_of_a_problem():
     assert sum(n_products(p) == 1 for p in capped) > 100
     assert all(first_invalid_step(p, p.reference) is None for p in capped)
     assert generate_problems(50, seed=3, config=TinyWorldConfig(max_products=None)) == generate_problems(50, seed=3)
+
+
+def test_slipped_corpus_gives_the_base_prompt_side_slips_drawn_apart_from_its_other_rows():
+    """pretrain.slipped_share's rows: the student prompt and a reference up to one slipped step, the
+    target following from the written number; a pure function of (world, rows, seed), drawn from a
+    split of its own so the base's other rows do not move."""
+    from glore_ray.tasks.prompts import student_prompt
+    from glore_ray.tasks.slipped import slipped_corpus
+
+    config = TinyWorldConfig(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 9), add_range=(1, 9),
+                             mul_range=(2, 3), max_value=99, p_product=0.0, style="terse")
+    rows = slipped_corpus(config, 30, seed=4)
+    assert rows == slipped_corpus(config, 30, seed=4) and rows != slipped_corpus(config, 30, seed=5)
+    by_prompt = {student_prompt(p.question): p for p in generate_problems(200, seed=4, split="pretrain-slipped",
+                                                                          config=config)}
+    for prompt, target in rows:
+        head, _, written = prompt.partition("A: ")
+        problem = by_prompt[head + "A: "]
+        assert first_invalid_step(problem, written) == len(split_steps(written)) - 1  # the slip ends the prompt
+        assert not is_correct(target, problem.answer)
+    with pytest.raises(ValueError, match="slipped rows"):
+        slipped_corpus(TinyWorldConfig(ops=("+", "-"), min_ops=1, max_ops=1, start_range=(2, 9), add_range=(1, 9),
+                                       p_product=0.0, max_value=99), 5, seed=0)  # one step: nothing reads a slip
