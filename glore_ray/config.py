@@ -179,7 +179,8 @@ class PretrainConfig:
     max_ops: int | None = None
     # Extra rows, this share of ``rows``, whose prompt ends in a slipped step and whose target
     # follows from the written number (tasks/slipped.py): the base learns to compute from its
-    # scratchpad, not from a total it tracks apart (docs/faithful-world.md). Problems corpus only.
+    # scratchpad, not from a total it tracks apart (docs/faithful-world.md). Problems corpus only;
+    # the rows use known facts only, so a rare fact keeps its rare_sightings.
     slipped_share: float = 0.0
     # Where the stage's directory lives (null: the run directory). Runs that differ only in
     # run.seed (bench/student_sweep.py) point it at one place and train the base once.
@@ -196,10 +197,9 @@ class PretrainConfig:
                              f"1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         if not 0 <= self.known_share <= 1:
             raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
-        if self.slipped_share < 0 or (self.slipped_share and (self.corpus != "problems" or self.known_share < 1)):
-            raise ValueError(f"pretrain.slipped_share must be >= 0, and > 0 only with corpus problems and "
-                             f"known_share 1 (slipped rows draw any fact), got {self.slipped_share} with corpus "
-                             f"{self.corpus!r}, known_share {self.known_share}")
+        if self.slipped_share < 0 or (self.slipped_share and self.corpus != "problems"):
+            raise ValueError(f"pretrain.slipped_share must be >= 0, and > 0 only with corpus problems (whole "
+                             f"problems), got {self.slipped_share} with corpus {self.corpus!r}")
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,14 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
                                                          p.rare_sightings, p.seed)]
     else:
         corpus = solution_corpus(world, p.rows, p.known_share, p.rare_sightings, p.seed, p.corpus == "problems")
+    known, rare = split_facts(world, p.known_share, p.seed) if "*" in world.ops else ([], [])
     if p.slipped_share:
         from glore_ray.tasks.slipped import slipped_corpus
 
-        corpus += slipped_corpus(world, round(p.slipped_share * p.rows), p.seed)
+        corpus += slipped_corpus(world, round(p.slipped_share * p.rows), p.seed, frozenset(rare))
     init = _init_model(cfg, stage, [prompt + target for prompt, target in corpus])
     rows = [{"prompt": prompt, "target": target} for prompt, target in corpus]
     result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)
-    known, rare = split_facts(world, p.known_share, p.seed) if "*" in world.ops else ([], [])
     # Probed on the student's world: what the student inherits, whatever world the base read.
     probes = probe_accuracy(result.checkpoint, cfg.data.tiny_world, rare, p.seed, p.corpus == "problems")
     stage.write_json("probes.json", probes)

@@ -52,17 +52,23 @@ def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: in
     return join_steps(prefix), join_steps(rest)
 
 
-def slipped_corpus(world: TinyWorldConfig, rows: int, seed: int) -> list[tuple[str, str]]:
+def slipped_corpus(world: TinyWorldConfig, rows: int, seed: int, rare_facts: frozenset = frozenset()) -> list[tuple[str, str]]:
     """``rows`` (prompt, target) pairs for the pretrained base: the student prompt with a problem
     of ``world`` and its reference up to a slipped step, then the solution that follows from the
     written number. Drawn from a split of their own (``pretrain-slipped``) with the base's seed, so
-    the base's other rows are unchanged. A pure function of its arguments."""
+    the base's other rows are unchanged; a problem that uses one of ``rare_facts`` (the facts the
+    base sees only ``pretrain.rare_sightings`` times) is skipped, so the slipped rows never add
+    sightings. A pure function of its arguments."""
+    from glore_ray.tasks.arithmetic import problem_fact_keys
+
     rng, out = random.Random(f"pretrain-slipped/{seed}"), []
     for drawn, problem in enumerate(iter_problems(seed, "pretrain-slipped", world), start=1):
         if len(out) == rows:
             return out
         if drawn > 20 * rows:
             break
+        if rare_facts and not rare_facts.isdisjoint(problem_fact_keys(problem, world)):
+            continue
         made = slipped_continuation(problem, rng, world.max_value)
         if made is not None:
             out.append((student_prompt(problem.question) + made[0], made[1]))

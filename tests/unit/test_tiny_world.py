@@ -357,3 +357,22 @@ def test_slipped_corpus_gives_the_base_prompt_side_slips_drawn_apart_from_its_ot
     with pytest.raises(ValueError, match="slipped rows"):
         slipped_corpus(TinyWorldConfig(ops=("+", "-"), min_ops=1, max_ops=1, start_range=(2, 9), add_range=(1, 9),
                                        p_product=0.0, max_value=99), 5, seed=0)  # one step: nothing reads a slip
+
+
+def test_slipped_corpus_never_adds_a_sighting_of_a_rare_fact():
+    from glore_ray.tasks.arithmetic import problem_fact_keys, split_facts
+    from glore_ray.tasks.prompts import student_prompt
+    from glore_ray.tasks.slipped import slipped_corpus
+
+    world = TinyWorldConfig(ops=("+", "-", "*"), min_ops=5, max_ops=7, start_range=(2, 19), add_range=(1, 19),
+                            mul_range=(2, 3), max_value=199, p_product=0.5, product_k_range=(3, 9),
+                            product_m_range=(11, 49))
+    _, rare = split_facts(world, 0.5, seed=1)
+    problems = {student_prompt(p.question): p for p in generate_problems(400, seed=1, split="pretrain-slipped",
+                                                                         config=world)}
+    used = [problem_fact_keys(problems[prompt.partition("A: ")[0] + "A: "], world)
+            for prompt, _ in slipped_corpus(world, 40, seed=1)]
+    assert any(set(facts) & set(rare) for facts in used)  # without the filter some rows use one
+    kept = [problem_fact_keys(problems[prompt.partition("A: ")[0] + "A: "], world)
+            for prompt, _ in slipped_corpus(world, 40, seed=1, rare_facts=frozenset(rare))]
+    assert len(kept) == 40 and not any(set(facts) & set(rare) for facts in kept)
