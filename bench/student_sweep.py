@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from glore_ray.claims import TARGETS  # noqa: E402  (the faithful world's targets)
+from glore_ray.claims import TARGETS, wrong_rate  # noqa: E402  (the faithful world's targets)
 from glore_ray.config import load_config  # noqa: E402
 
 
@@ -60,12 +60,8 @@ def seed_result(cfg) -> dict:
 def in_band(r: dict) -> dict[str, bool]:
     lo, hi = TARGETS["maj1"]
     return {"maj1": lo <= r["maj1"] <= hi, "pass_gap": r["passk"] >= r["maj1"] + TARGETS["pass_gap"],
-            "greedy_wrong": _rate(r["greedy_wrong"]) <= TARGETS["greedy_wrong"],
-            "samples_wrong": _rate(r["samples_wrong"]) <= TARGETS["samples_wrong"]}
-
-
-def _rate(entry: dict) -> float:
-    return entry["rate"] if entry["rate"] == entry["rate"] else 1.0  # none correct: no evidence of faithfulness
+            "greedy_wrong": wrong_rate(r["greedy_wrong"]) <= TARGETS["greedy_wrong"],
+            "samples_wrong": wrong_rate(r["samples_wrong"]) <= TARGETS["samples_wrong"]}
 
 
 def print_table(results: list[dict]) -> None:
@@ -81,16 +77,16 @@ def print_table(results: list[dict]) -> None:
             band = in_band(r)
             verdict = "yes" if all(band.values()) else "no: " + ", ".join(key for key, ok in band.items() if not ok)
             print(f"{res['seed']:>4} {r['round']:>5} {r['maj1']:>6.3f} {r['passk']:>7.3f} {r['train_loss']:>6.3f} "
-                  f"{g['wrong_steps']:>4}/{g['correct']:<4} {_rate(g):.3f} {s['wrong_steps']:>5}/{s['correct']:<5} "
-                  f"{_rate(s):.3f} {r['seconds']:>6.0f}  {verdict}")
+                  f"{g['wrong_steps']:>4}/{g['correct']:<4} {wrong_rate(g):.3f} {s['wrong_steps']:>5}/{s['correct']:<5} "
+                  f"{wrong_rate(s):.3f} {r['seconds']:>6.0f}  {verdict}")
             if r.get("samples_wrong_kinds"):  # what the wrong steps are (tasks/faithfulness.wrong_step_kind)
                 print(" " * 11 + "wrong steps in samples: "
                       + ", ".join(f"{kind} {n}" for kind, n in r["samples_wrong_kinds"].items() if n))
     sft = [res["rounds"][0] for res in results]
     if len(sft) > 1:
         cols = {"maj@1": [r["maj1"] for r in sft], f"pass@{k}": [r["passk"] for r in sft],
-                "wrong greedy": [_rate(r["greedy_wrong"]) for r in sft],
-                "wrong samples": [_rate(r["samples_wrong"]) for r in sft]}
+                "wrong greedy": [wrong_rate(r["greedy_wrong"]) for r in sft],
+                "wrong samples": [wrong_rate(r["samples_wrong"]) for r in sft]}
         print("SFT over seeds " + ", ".join(str(res["seed"]) for res in results) + ": "
               + "; ".join(f"{name} {statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" for name, v in cols.items()))
     print("every seed in the band (SFT): " + ("yes" if all(all(in_band(r).values()) for r in sft) else "no"))

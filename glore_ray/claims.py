@@ -34,7 +34,8 @@ def run_claims(run_dir: str | Path) -> dict[str, float | None]:
                    "student.ei_change": rounds[-1]["maj@1"] - rounds[0]["maj@1"] if len(rounds) > 1 else None}
     faith = (results.get("faithfulness") or {}).get("student_rounds") or []
     if faith:
-        claims |= {"faith.sft_greedy": _rate(faith[0]["test_greedy"]), "faith.sft_samples": _rate(faith[0]["test_samples"])}
+        claims |= {"faith.sft_greedy": wrong_rate(faith[0]["test_greedy"]),
+                   "faith.sft_samples": wrong_rate(faith[0]["test_samples"])}
     agreement = (_json(run / "sorm_labels" / "manifest.json") or {}).get("counts", {}).get("oracle_agreement_train")
     claims["labels.agreement"] = agreement["agreement"] if agreement else None
     # reward_models also holds the test labels' agreement with the oracle: a row, not a model.
@@ -60,7 +61,7 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _rate(entry: dict) -> float:
+def wrong_rate(entry: dict) -> float:
     """A wrong-steps share; with no correct solution there is no evidence of faithfulness (1.0)."""
     return entry["rate"] if entry["correct"] else 1.0
 

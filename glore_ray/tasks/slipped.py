@@ -52,7 +52,8 @@ def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: in
     return join_steps(prefix), join_steps(rest)
 
 
-def slipped_corpus(world: TinyWorldConfig, rows: int, seed: int, rare_facts: frozenset = frozenset()) -> list[tuple[str, str]]:
+def slipped_corpus(world: TinyWorldConfig, rows: int, seed: int,
+                   rare_facts: frozenset = frozenset()) -> list[tuple[str, str]]:
     """``rows`` (prompt, target) pairs for the pretrained base: the student prompt with a problem
     of ``world`` and its reference up to a slipped step, then the solution that follows from the
     written number. Drawn from a split of their own (``pretrain-slipped``) with the base's seed, so
