@@ -115,7 +115,10 @@ MAX_MISSES = 2000  # draws in a row without a new problem before generation give
 # the arithmetic rather than on finding the numbers in a long story (docs/architecture.md §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
           2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)},
-          "+c": "gets {k} {container}", "-c": "gives away {k} {container}"}
+          # The item beside its container, as in the story style: a size keyed on two words far
+          # apart (the item in the first clause) was beyond the tiny model (know16, 0.20 of the
+          # known sizes after ~500 sightings each; docs/faithful-world.md).
+          "+c": "gets {k} {container} of {item}", "-c": "gives away {k} {container} of {item}"}
 _KNOWN_GAIN, _KNOWN_LOSS = "buys {k} {container} of {item}", "sells {k} {container} of {item}"
 _ITEM = re.compile(r"^\S+ has \d+ (\S+?)[.,]")
 
@@ -223,7 +226,7 @@ def _try_problem(rng: random.Random, config: TinyWorldConfig, pid: str, split: s
             used |= {k, m, k * m}
             if config.containers:  # the size is the fact the student must know
                 container = next(c for (i, c), size in fact_table(config).items() if i == item and size == m)
-                text = (_TERSE[op + "c"].format(k=k, container=container) if terse else
+                text = (_TERSE[op + "c"].format(k=k, container=container, item=item) if terse else
                         f"Then {name} " + (_KNOWN_GAIN if op == "+" else _KNOWN_LOSS).format(k=k, container=container, item=item) + ".")
             elif terse:
                 text = _TERSE[op + "k"].format(k=k, m=m)
