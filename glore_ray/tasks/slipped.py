@@ -16,6 +16,22 @@ from glore_ray.tasks.steps import join_steps
 from glore_ray.tasks.tiny_world import OPS, TinyProblem, TinyWorldConfig, iter_problems, render_step
 
 
+def slipped_digit(value: int, rng: random.Random) -> int:
+    """``value`` with one digit, at a uniformly drawn position, written as another digit (never a
+    leading zero): the slips a student samples, which hit the tens and hundreds as often as the
+    units (e.g. ``7 + 333 = 330``, docs/faithful-world.md), where adding -9..9 mostly moved the
+    units. The value always changes.
+
+    >>> slips = {slipped_digit(340, random.Random(s)) for s in range(400)}
+    >>> len(slips), sorted(slips)[:4], 40 in slips, 340 in slips  # 8 hundreds + 9 tens + 9 units
+    (26, [140, 240, 300, 310], False, False)
+    """
+    digits = str(value)
+    at = rng.randrange(len(digits))
+    other = [d for d in "0123456789" if d != digits[at] and not (at == 0 and d == "0" and len(digits) > 1)]
+    return int(digits[:at] + rng.choice(other) + digits[at + 1:])
+
+
 def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: int = 999) -> tuple[str, str] | None:
     """(prefix, continuation): the reference up to a step whose result is written wrong, and the
     solution that *follows from the written number*.
@@ -30,7 +46,7 @@ def slipped_continuation(problem: TinyProblem, rng: random.Random, max_value: in
         return None
     read_from = sorted({o.ref for i in readers for o in (nodes[i].left, nodes[i].right) if o.ref is not None})
     j = rng.choice(read_from)
-    slip = nodes[j].value + rng.choice([d for d in range(-9, 10) if d])
+    slip = slipped_digit(nodes[j].value, rng)
     if not 0 <= slip <= max_value:
         return None
     values = [n.value for n in nodes]
