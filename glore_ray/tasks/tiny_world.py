@@ -115,9 +115,9 @@ MAX_MISSES = 2000  # draws in a row without a new problem before generation give
 # the arithmetic rather than on finding the numbers in a long story (docs/architecture.md §8).
 _TERSE = {"+": "gets {n} more", "-": "loses {n}", "+k": "gets {k} packs of {m}", "-k": "gives away {k} packs of {m}",
           2: "doubles them", 3: "triples them", **{k: f"gets {k} times as many" for k in range(4, 10)},
-          # The item beside its container, as in the story style: a size keyed on two words far
-          # apart (the item in the first clause) was beyond the tiny model (know16, 0.20 of the
-          # known sizes after ~500 sightings each; docs/faithful-world.md).
+          # The item beside its container, as in the story style, so a size's key sits in one
+          # clause. (It did not make the sizes learnable: know16a's base knew 0.196 of the known
+          # ones, know16's 0.201; the lookup itself is the limit, docs/faithful-world.md.)
           "+c": "gets {k} {container} of {item}", "-c": "gives away {k} {container} of {item}"}
 _KNOWN_GAIN, _KNOWN_LOSS = "buys {k} {container} of {item}", "sells {k} {container} of {item}"
 _ITEM = re.compile(r"^\S+ has \d+ (\S+?)[.,]")
