@@ -301,5 +301,18 @@ def _products(op: str, total: int, used: set[int], config: TinyWorldConfig, item
     else:
         m_lo, m_hi = config.product_m_range or (config.add_range[0] // 2 + 1, config.add_range[1] // 2 + 1)
         sizes = range(m_lo, m_hi + 1)
-    return [(k, m) for k in range(k_lo, k_hi + 1) for m in sizes
-            if _fits(OPS[op](total, k * m), (k, m, k * m), used, config)]
+    # `_fits(apply(total, k * m), (k, m, k * m), used, config)` spelt out: this runs over every
+    # (k, m) pair of every step (hundreds in a 999-world), and building sets for each pair made it
+    # 90% of drawing a problem. Same pairs, same order (tests/unit/test_tiny_world.py).
+    apply, top = OPS[op], config.max_value
+    pairs = []
+    for k in range(k_lo, k_hi + 1):
+        if k in used:
+            continue
+        for m in sizes:
+            p = k * m
+            r = apply(total, p)
+            if (0 <= r <= top and m != k and p != k and p != m and r != k and r != m and r != p
+                    and m not in used and p not in used and r not in used):
+                pairs.append((k, m))
+    return pairs

@@ -278,6 +278,26 @@ def test_long_chains_are_built_without_rejection_and_keep_every_number_distinct(
                for p in with_products) > 50  # "k packs of m" sub-steps appear
 
 
+def test_product_sub_steps_are_exactly_the_pairs_that_keep_every_number_distinct():
+    """_products spells _fits out for speed: the same pairs in the same order, so every world draws
+    the problems it drew before (the 999-world and a knowledge world, over random states)."""
+    rng = random.Random(0)
+    worlds = [TinyWorldConfig(ops=("+", "-", "*"), start_range=(2, 19), add_range=(1, 19), max_value=999,
+                              p_product=1.0, product_k_range=(3, 9), product_m_range=(11, 99), style="terse"),
+              TinyWorldConfig(ops=("+", "-", "*"), max_value=199, p_product=0.5, containers=8, product_m_range=(11, 49),
+                              style="terse")]
+    for config, _ in itertools.product(worlds, range(300)):
+        total = rng.randint(0, config.max_value)
+        used = {total, *rng.sample(range(1, config.max_value + 1), rng.randint(0, 40))}
+        item, op = rng.choice(tiny_world.world_items(config)), rng.choice("+-")
+        k_lo, k_hi = config.product_k_range or config.mul_range
+        sizes = (sorted(s for (i, _), s in tiny_world.fact_table(config).items() if i == item) if config.containers
+                 else range(config.product_m_range[0], config.product_m_range[1] + 1))
+        expected = [(k, m) for k in range(k_lo, k_hi + 1) for m in sizes
+                    if tiny_world._fits(tiny_world.OPS[op](total, k * m), (k, m, k * m), used, config)]
+        assert tiny_world._products(op, total, used, config, item) == expected
+
+
 def test_a_world_that_cannot_be_filled_is_refused_at_once_naming_the_knobs():
     from glore_ray.config import DataConfig
     from glore_ray.tasks import DataError, load_questions
