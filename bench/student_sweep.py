@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from glore_ray.claims import TARGETS, wrong_rate  # noqa: E402  (the faithful world's targets)
+from glore_ray.claims import TARGETS, gains_at_least, wrong_rate  # noqa: E402  (the faithful world's targets)
 from glore_ray.config import load_config  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def seed_result(cfg) -> dict:
 
 def in_band(r: dict) -> dict[str, bool]:
     lo, hi = TARGETS["maj1"]
-    return {"maj1": lo <= r["maj1"] <= hi, "pass_gap": r["passk"] >= r["maj1"] + TARGETS["pass_gap"],
+    return {"maj1": lo <= r["maj1"] <= hi, "pass_gap": gains_at_least(r["passk"], r["maj1"], TARGETS["pass_gap"]),
             "greedy_wrong": wrong_rate(r["greedy_wrong"]) <= TARGETS["greedy_wrong"],
             "samples_wrong": wrong_rate(r["samples_wrong"]) <= TARGETS["samples_wrong"]}
 

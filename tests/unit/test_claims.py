@@ -60,3 +60,14 @@ def test_checks_hold_only_where_every_seed_that_measured_them_holds(tmp_path):
     assert math.isclose(table["claims"]["student.sft_maj1"]["sd"], math.sqrt(0.045))
     # A check no seed measured is neither held nor failed.
     assert over_seeds({0: {}})["checks"][CHECKS[0][0]]["holds"] is None
+
+
+def test_a_gain_of_exactly_the_target_holds_in_spite_of_float_subtraction(tmp_path):
+    """167/200 against 137/200 is a pass@K gap of exactly 0.15 (a sweep seed that was called short)."""
+    checks = {name: check for name, _, check in CHECKS}
+    gap = next(name for name in checks if name.startswith("pass@K"))
+    rerank = next(name for name in checks if name.startswith("Fig. 4: ORM rerank >="))
+    claims = run_claims(write_run(tmp_path / "edge", maj1=(0.685, 0.69), passk=0.835, rerank=0.55))
+    assert checks[gap](claims) is True and checks[rerank](claims) is True  # greedy 0.5 in write_run
+    short = run_claims(write_run(tmp_path / "short", maj1=(0.69, 0.69), passk=0.835, rerank=0.545))
+    assert checks[gap](short) is False and checks[rerank](short) is False
