@@ -46,7 +46,7 @@ def seed_result(cfg) -> dict:
 
     run = Path(cfg.run.run_dir)
     rounds = rounds_table(run)
-    problems = tiny_problems(cfg, "test")
+    problems = tiny_problems(cfg, "train", "test")  # an EI round admits rows of train questions
     faith = student_faithfulness(run, problems)
     k = cfg.student.eval_k
     per_round = [{"round": r["round"], "maj1": r["maj@1"], "passk": r[f"pass@{k}"], "train_loss": r["train_loss"],

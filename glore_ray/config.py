@@ -182,6 +182,10 @@ class PretrainConfig:
     # scratchpad, not from a total it tracks apart (docs/faithful-world.md). Problems corpus only;
     # the rows use known facts only, so a rare fact keeps its rare_sightings.
     slipped_share: float = 0.0
+    # Problems a corpus row holds in sequence, each solution trained (problems corpus): with 1 the
+    # base only ever reads a problem at the start of its context and cannot read one anywhere else,
+    # as a refiner must (docs/faithful-world.md). Raise training.pretrain.max_len with it.
+    problems_per_row: int = 1
     # Where the stage's directory lives (null: the run directory). Runs that differ only in
     # run.seed (bench/student_sweep.py) point it at one place and train the base once.
     shared_dir: str | None = None
@@ -197,6 +201,9 @@ class PretrainConfig:
                              f"1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
         if not 0 <= self.known_share <= 1:
             raise ValueError(f"pretrain.known_share must be in [0, 1], got {self.known_share}")
+        if self.problems_per_row < 1 or (self.problems_per_row > 1 and self.corpus != "problems"):
+            raise ValueError(f"pretrain.problems_per_row must be >= 1, and > 1 only with corpus problems, got "
+                             f"{self.problems_per_row} with corpus {self.corpus!r}")
         if self.slipped_share < 0 or (self.slipped_share and self.corpus != "problems"):
             raise ValueError(f"pretrain.slipped_share must be >= 0, and > 0 only with corpus problems (whole "
                              f"problems), got {self.slipped_share} with corpus {self.corpus!r}")
@@ -361,6 +368,7 @@ OFF_FIELDS = (
     (("data", "tiny_world"), ("distractors",), lambda w: not any(w["distractors"])),
     (("pretrain",), ("min_ops", "max_ops"), lambda p: p["min_ops"] is None),  # the base's world is the student's
     (("pretrain",), ("slipped_share",), lambda p: not p["slipped_share"]),
+    (("pretrain",), ("problems_per_row",), lambda p: p["problems_per_row"] == 1),
 )
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
                    "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",

@@ -51,15 +51,38 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
 
         corpus += slipped_corpus(world, round(p.slipped_share * p.rows), p.seed, frozenset(rare))
     init = _init_model(cfg, stage, [prompt + target for prompt, target in corpus])
-    rows = [{"prompt": prompt, "target": target} for prompt, target in corpus]
+    rows = packed_rows(corpus, p.problems_per_row, p.seed)
     result = fine_tune("lm", rows, init, str(stage.path("model")), cfg.training.pretrain, seed=p.seed)
     # Probed on the student's world: what the student inherits, whatever world the base read.
     probes = probe_accuracy(result.checkpoint, cfg.data.tiny_world, rare, p.seed, p.corpus == "problems")
     stage.write_json("probes.json", probes)
-    counts = {"rows": len(rows), "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
+    counts = {"rows": len(corpus), **({"packed_rows": len(rows)} if p.problems_per_row > 1 else {}), "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
               "steps": result.steps, **{f"probe_{k}": v["accuracy"] for k, v in probes.items()}}
     print("pretrain: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in probes.items()))
     return stage.finish(counts, inputs={"seed": p.seed}, extra={"checkpoint": result.checkpoint})
+
+
+def packed_rows(corpus: list[tuple[str, str]], per_row: int, seed: int) -> list[dict]:
+    """The corpus as lm rows of ``per_row`` (prompt, target) pairs each, drawn in a seeded order so
+    a row mixes whole problems and slipped ones; one pair a row (per_row 1) keeps the corpus as it is.
+
+    >>> packed_rows([("a", "1"), ("b", "2"), ("c", "3")], 1, 0)[0]
+    {'prompt': 'a', 'target': '1'}
+    >>> rows = packed_rows([("a", "1"), ("b", "2"), ("c", "3")], 2, 0)
+    >>> len(rows), sorted(len(r["then"]) for r in rows)
+    (2, [0, 1])
+    """
+    if per_row == 1:
+        return [{"prompt": prompt, "target": target} for prompt, target in corpus]
+    import random
+
+    order = list(range(len(corpus)))
+    random.Random(f"pretrain-pack/{seed}").shuffle(order)
+    rows = []
+    for start in range(0, len(order), per_row):
+        (prompt, target), *rest = (corpus[i] for i in order[start:start + per_row])
+        rows.append({"prompt": prompt, "target": target, "then": [{"prompt": p, "target": t} for p, t in rest]})
+    return rows
 
 
 def base_world(cfg: Config):

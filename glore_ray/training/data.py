@@ -36,6 +36,8 @@ from glore_ray.tasks.steps import split_steps
 OBJECTIVES = ("lm", "step_bce", "pairwise")
 REQUIRED_KEYS = {"lm": ("prompt", "target"), "step_bce": ("prompt", "solution", "labels"),
                  "pairwise": ("prompt", "chosen", "rejected")}
+# Columns an objective reads where a row has them: an lm row's further segments (packed rows).
+OPTIONAL_KEYS = {"lm": ("then",), "step_bce": (), "pairwise": ()}
 IGNORE_INDEX = -100  # a token label torch's cross entropy skips (off-target tokens of lm rows)
 
 
@@ -67,6 +69,12 @@ def validate_row(row: dict, objective: str, where: str) -> None:
     for key in REQUIRED_KEYS[objective]:
         if row.get(key) is None:
             raise ValueError(f"{where}: missing {key!r} (objective {objective!r} needs {REQUIRED_KEYS[objective]})")
+    if objective == "lm" and row.get("then") is not None:
+        then = row["then"]  # a list, or whatever sequence Ray Data hands back for one
+        if isinstance(then, (str, dict)) or not hasattr(then, "__iter__") or not all(
+                isinstance(seg, dict) and isinstance(seg.get("prompt"), str) and isinstance(seg.get("target"), str)
+                for seg in then):
+            raise ValueError(f"{where}: 'then' must be a list of {{'prompt': str, 'target': str}} segments")
     if objective != "step_bce":
         return
     labels, steps = list(row["labels"]), split_steps(row["solution"])
@@ -140,6 +148,13 @@ def _encode_lm(row, tok, max_len) -> tuple[Example | None, bool]:
     p = prompt_ids(tok, row["prompt"])
     t = list(tok(row["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
     ids, labels = p + t, [IGNORE_INDEX] * len(p) + t
+    # A packed row goes on after the first target's EOS with more (prompt, target) segments, each
+    # prompt masked (pretrain.problems_per_row): a model that only ever read a problem at the start
+    # of its context cannot read one anywhere else, which is where a refiner's question sits.
+    for segment in row.get("then") or ():
+        p = list(tok(segment["prompt"], add_special_tokens=False)["input_ids"])
+        t = list(tok(segment["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+        ids, labels = ids + p + t, labels + [IGNORE_INDEX] * len(p) + t
     cut = len(ids) > max_len
     ids, labels = ids[:max_len], labels[:max_len]
     if all(v == IGNORE_INDEX for v in labels):

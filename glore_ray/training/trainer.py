@@ -20,7 +20,7 @@ from pathlib import Path
 
 from glore_ray.config import TrainConfig
 from glore_ray.training import ray_api
-from glore_ray.training.data import OBJECTIVES, REQUIRED_KEYS, validate_rows
+from glore_ray.training.data import OBJECTIVES, OPTIONAL_KEYS, REQUIRED_KEYS, validate_rows
 from glore_ray.training.loop import HF_DIR, STATE_FILE, train_loop
 from glore_ray.training.losses import total_optimizer_steps
 
@@ -60,12 +60,14 @@ def _dataset_and_count(rows, objective: str):
             raise ValueError(f"{rows}: Parquet rows lack column(s) {missing} needed by objective {objective!r}")
         # One pass on the driver: a bad row fails here with its index, not deep inside a worker.
         count = validate_rows(dataset.iter_rows(), objective, source=str(rows))
-        return dataset.select_columns(list(REQUIRED_KEYS[objective])), count
+        read = [*REQUIRED_KEYS[objective], *(k for k in OPTIONAL_KEYS[objective] if k in dataset.schema().names)]
+        return dataset.select_columns(read), count
     rows = list(rows)
     count = validate_rows(rows, objective)
     # Only the columns the objective reads go to the workers: a model must not depend on a row's
     # other fields, and it did (Ray Data sized its blocks, and so the workers' shards, by them).
-    return ray_api.dataset_from([{k: r[k] for k in REQUIRED_KEYS[objective]} for r in rows]), count
+    read = [*REQUIRED_KEYS[objective], *(k for k in OPTIONAL_KEYS[objective] if any(k in r for r in rows))]
+    return ray_api.dataset_from([{k: r.get(k) for k in read} for r in rows]), count
 
 
 def latest_checkpoint_dir(storage: Path) -> str | None:

@@ -78,3 +78,22 @@ def test_the_job_refuses_a_config_without_a_base_to_pretrain():
     job = runpy.run_path(str(Path(__file__).resolve().parents[2] / "jobs" / "pretrain.py"))
     with pytest.raises(ConfigError, match="pass pretrain.enabled=true"):
         job["pretrain"](load_config("configs/smoke.yaml"), SimpleNamespace(force=False))
+
+
+def test_a_packed_base_trains_several_problems_a_row_through_ray_train(tmp_path, ray_cluster):
+    """pretrain.problems_per_row=2: the rows' further segments survive Ray Data and train."""
+    from glore_ray.stages.pretrain import run_pretrain
+
+    cfg = _cfg(tmp_path, "pretrain.problems_per_row=2", "pretrain.slipped_share=0.5", "pretrain.known_share=1.0",
+               "model.max_len=320", "training.pretrain.max_len=320", f"run.run_dir={tmp_path / 'seed_0'}")
+    manifest = run_pretrain(cfg)
+    counts = manifest["counts"]
+    assert counts["rows"] == 96 + 48 and counts["packed_rows"] == 72 and counts["steps"] == 5
+    assert json.loads((Path(manifest["checkpoint"]) / "train_done.json").read_text())["truncated"] == 0
+    # The same rows cut at 96 tokens, about one problem: the second problems reached the encoder.
+    short = run_pretrain(_cfg(tmp_path / "short", "pretrain.problems_per_row=2", "pretrain.slipped_share=0.5",
+                              "pretrain.known_share=1.0", "training.pretrain.max_len=96",
+                              f"run.run_dir={tmp_path / 'short_0'}"))
+    assert json.loads((Path(short["checkpoint"]) / "train_done.json").read_text())["truncated"] >= 60
+    with pytest.raises(ValueError, match="problems_per_row must be >= 1, and > 1 only with corpus problems"):
+        _cfg(tmp_path, "pretrain.problems_per_row=2", "pretrain.corpus=chains")

@@ -53,6 +53,21 @@ def test_lm_rows_mask_the_prompt_and_end_in_eos(tiny_tokenizer):
     assert ex.labels[n_prompt:] == ex.input_ids[n_prompt:] and ex.input_ids[-1] == tiny_tokenizer.eos_token_id
 
 
+def test_packed_lm_rows_train_every_segments_target_and_mask_every_prompt(tiny_tokenizer):
+    """A row with ``then`` segments (pretrain.problems_per_row) is the first row's encoding, then each
+    segment's prompt (masked, no BOS) and target (trained, ending in EOS)."""
+    second = {"prompt": "Q: and 1 + 1?\nA: ", "target": "1 + 1 = 2\n#### 2"}
+    (single,), _ = encode_rows([{"prompt": PROMPT, "target": SOLUTION}], "lm", tiny_tokenizer, 256)
+    (packed,), cut = encode_rows([{"prompt": PROMPT, "target": SOLUTION, "then": [second]}], "lm", tiny_tokenizer, 256)
+    n = len(single.input_ids)
+    assert cut == 0 and packed.input_ids[:n] == single.input_ids and packed.labels[:n] == single.labels
+    p2 = tiny_tokenizer(second["prompt"], add_special_tokens=False)["input_ids"]
+    t2 = tiny_tokenizer(second["target"], add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    assert packed.input_ids[n:] == p2 + t2 and packed.labels[n:] == [IGNORE_INDEX] * len(p2) + t2
+    with pytest.raises(ValueError, match="'then' must be a list of"):
+        encode_rows([{"prompt": PROMPT, "target": SOLUTION, "then": [{"prompt": "x"}]}], "lm", tiny_tokenizer, 256)
+
+
 def test_step_rows_carry_one_label_per_step(tiny_tokenizer):
     (ex,), _ = encode_rows([{"prompt": PROMPT, "solution": SOLUTION, "labels": [1, -1, 0]}], "step_bce",
                            tiny_tokenizer, 256)
