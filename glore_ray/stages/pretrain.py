@@ -56,7 +56,8 @@ def run_pretrain(cfg: Config, force: bool = False) -> dict:
     # Probed on the student's world: what the student inherits, whatever world the base read.
     probes = probe_accuracy(result.checkpoint, cfg.data.tiny_world, rare, p.seed, p.corpus == "problems")
     stage.write_json("probes.json", probes)
-    counts = {"rows": len(corpus), **({"packed_rows": len(rows)} if p.problems_per_row > 1 else {}), "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
+    counts = {"rows": len(corpus), **({"packed_rows": len(rows)} if p.problems_per_row > 1 else {}),
+              "facts_known": len(known), "facts_rare": len(rare), "train_loss": result.final_loss,
               "steps": result.steps, **{f"probe_{k}": v["accuracy"] for k, v in probes.items()}}
     print("pretrain: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in probes.items()))
     return stage.finish(counts, inputs={"seed": p.seed}, extra={"checkpoint": result.checkpoint})
