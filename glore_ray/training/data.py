@@ -145,14 +145,13 @@ def deterministic_shard(read_rows: Callable[[], Iterable[dict]], rank: int, worl
 
 
 def _encode_lm(row, tok, max_len) -> tuple[Example | None, bool]:
-    p = prompt_ids(tok, row["prompt"])
-    t = list(tok(row["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
-    ids, labels = p + t, [IGNORE_INDEX] * len(p) + t
     # A packed row goes on after the first target's EOS with more (prompt, target) segments, each
     # prompt masked (pretrain.problems_per_row): a model that only ever read a problem at the start
     # of its context cannot read one anywhere else, which is where a refiner's question sits.
-    for segment in row.get("then") or ():
-        p = list(tok(segment["prompt"], add_special_tokens=False)["input_ids"])
+    ids, labels = [], []
+    for n, segment in enumerate([row, *(row.get("then") or ())]):
+        p = prompt_ids(tok, segment["prompt"]) if n == 0 else list(
+            tok(segment["prompt"], add_special_tokens=False)["input_ids"])  # BOS once, at the start
         t = list(tok(segment["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
         ids, labels = ids + p + t, labels + [IGNORE_INDEX] * len(p) + t
     cut = len(ids) > max_len
