@@ -228,6 +228,10 @@ class StudentConfig:
     # Train questions each EI round samples K times (None: all): a seeded subset, so a large SFT
     # pool (the tiny world's 6,000 questions) does not multiply the cost of every round.
     ei_questions: int | None = None
+    # What an EI round's correct samples are de-duplicated against: "dataset" (D_{i-1} and the
+    # round: only solutions D_{i-1} lacks are added) or "round" (the round alone, the paper's R_i:
+    # a sample equal to a row of D_{i-1} is added again). labeling/expert_iteration.next_dataset.
+    ei_dedup: str = "dataset"
 
     def __post_init__(self):
         if self.k < 1 or self.eval_k < 1 or self.max_rounds < 0:
@@ -236,6 +240,8 @@ class StudentConfig:
             raise ValueError(f"ei_questions must be >= 1 (or null: all), got {self.ei_questions}")
         if self.ei_init not in ("base", "previous"):
             raise ValueError(f"ei_init must be base or previous, got {self.ei_init!r}")
+        if self.ei_dedup not in ("dataset", "round"):
+            raise ValueError(f"ei_dedup must be dataset or round, got {self.ei_dedup!r}")
 
 
 @dataclass(frozen=True)
@@ -369,6 +375,7 @@ OFF_FIELDS = (
     (("pretrain",), ("min_ops", "max_ops"), lambda p: p["min_ops"] is None),  # the base's world is the student's
     (("pretrain",), ("slipped_share",), lambda p: not p["slipped_share"]),
     (("pretrain",), ("problems_per_row",), lambda p: p["problems_per_row"] == 1),
+    (("student",), ("ei_dedup",), lambda s: s["ei_dedup"] == "dataset"),
 )
 RESOURCE_FIELDS = ("rollout.num_actors", "rollout.cpus_per_actor", "rollout.gpus_per_actor",
                    "rollout.max_attempts", "rollout.prefix_caching", "labels.sorm_max_batch",

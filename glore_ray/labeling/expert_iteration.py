@@ -30,13 +30,18 @@ def sft_rows(questions: list[dict], prompt_fn) -> list[dict]:
     ]
 
 
-def next_dataset(previous: list[dict], samples: list[dict]) -> tuple[list[dict], dict]:
-    """D_i = D_{i-1} ∪ dedup(correct samples); returns the rows and counts of what was kept.
+def next_dataset(previous: list[dict], samples: list[dict], against_previous: bool = True) -> tuple[list[dict], dict]:
+    """D_i = D_{i-1} ∪ R_i, R_i = dedup(correct samples); returns the rows and counts of what was kept.
 
     ``samples`` rows carry question_id, prompt, text (the full solution) and correct.
+    ``against_previous`` also drops samples equal to a row of D_{i-1} (a set union). Without it
+    R_i is de-duplicated within the round only, as the paper describes it (3.1: "de-duplication is
+    then performed on the remaining samples"), so a solution the round shares with D_{i-1} is
+    trained on twice. That matters where a question has one correct solution up to wording (the
+    tiny world): against D_0, the only *new* correct samples are the ones whose steps are wrong.
     Order is stable: D_{i-1} first, then new rows in sample order, so D_i ⊇ D_{i-1} by position.
     """
-    seen = {(r["question_id"], normalized_solution(r["target"])) for r in previous}
+    seen = {(r["question_id"], normalized_solution(r["target"])) for r in previous} if against_previous else set()
     new, correct = [], 0
     for s in samples:
         if not s["correct"]:

@@ -55,7 +55,7 @@ def run_student(cfg: Config, force: bool = False) -> dict:
             break
         pool = sampled_questions(train, cfg.student.ei_questions, cfg.run.seed, "ei")
         samples = ei_samples(cfg, stage, r, history[-1]["checkpoint"], pool)
-        d_prev, counts = next_dataset(d_prev, samples)
+        d_prev, counts = next_dataset(d_prev, samples, cfg.student.ei_dedup == "dataset")
         history.append(train_round(cfg, stage, r, base, history[-1]["checkpoint"], d_prev, test, counts))
     best = max(history, key=lambda h: (h["maj@1"], -h["round"]))
     stage.write_json("rounds.json", history)

@@ -91,7 +91,7 @@ def test_student_stage_digest_sees_the_sampling_settings():
     from glore_ray.stages.student import DIGEST
 
     base = load_config("configs/tiny.yaml")
-    for change in ("rollout.temperature=0.7", "rollout.top_p=0.9", "student.eval_k=4"):
+    for change in ("rollout.temperature=0.7", "rollout.top_p=0.9", "student.eval_k=4", "student.ei_dedup=round"):
         assert load_config("configs/tiny.yaml", [change]).digest(*DIGEST) != base.digest(*DIGEST), change
     assert load_config("configs/tiny.yaml", ["rollout.num_actors=1"]).digest(*DIGEST) == base.digest(*DIGEST)
 

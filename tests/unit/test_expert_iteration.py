@@ -23,6 +23,18 @@ def test_next_dataset_keeps_only_new_correct_unique_samples():
     assert d2 == d1 and counts["new_unique"] == 0
 
 
+def test_next_dataset_within_the_round_keeps_solutions_the_dataset_already_has():
+    d0 = [{"question_id": "a", "prompt": "Q: a\nA: ", "target": "1 + 1 = 2\n#### 2\n"}]
+    samples = [sample("a", "1 + 1 = 2\n#### 2", True),  # the SFT row's solution: added again
+               sample("a", "1 + 1 = 2\n\n#### 2", True),  # the same after normalisation: once
+               sample("a", "2 + 0 = 2\n#### 2", True),
+               sample("a", "1 + 1 = 3\n#### 3", False)]
+    d1, counts = next_dataset(d0, samples, against_previous=False)
+    assert d1[:1] == d0
+    assert [r["target"] for r in d1[1:]] == ["1 + 1 = 2\n#### 2\n", "2 + 0 = 2\n#### 2\n"]
+    assert counts == {"samples": 4, "correct": 3, "new_unique": 2, "dataset": 3}
+
+
 def test_sft_rows_skip_questions_without_reference():
     rows = sft_rows([{"id": "a", "question": "q?", "reference": "1 + 1 = 2\n#### 2"},
                      {"id": "b", "question": "r?", "reference": "  "}], student_prompt)
