@@ -150,8 +150,10 @@ def _encode_lm(row, tok, max_len) -> tuple[Example | None, bool]:
     # of its context cannot read one anywhere else, which is where a refiner's question sits.
     ids, labels = [], []
     for n, segment in enumerate([row, *(row.get("then") or ())]):
+        # The tokenizer's special tokens (a BOS where it adds one; the tiny one adds none) only at
+        # the start of the row, as a reader of one long text would see them.
         p = prompt_ids(tok, segment["prompt"]) if n == 0 else list(
-            tok(segment["prompt"], add_special_tokens=False)["input_ids"])  # BOS once, at the start
+            tok(segment["prompt"], add_special_tokens=False)["input_ids"])
         t = list(tok(segment["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
         ids, labels = ids + p + t, labels + [IGNORE_INDEX] * len(p) + t
     cut = len(ids) > max_len
